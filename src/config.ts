@@ -1,0 +1,257 @@
+// Every option earshot has, in one table: its environment variable, its command-line flag, its
+// default and what it means. The README's configuration table lists the same options (a test checks).
+import os from 'node:os';
+import path from 'node:path';
+import { projectRoot, projectVenvPython } from './paths.ts';
+
+export interface Config {
+  host: string;
+  port: number;
+  defaultModel: string;
+  modelAliases: Map<string, string>;
+  modelsDir: string;
+  hubDownload: boolean;
+  hubCacheDir: string | undefined;
+  device: string;
+  computeType: string;
+  cpuThreads: number;
+  maxUploadBytes: number;
+  tmpDir: string;
+  workerPython: string;
+  workerStartTimeoutMs: number;
+  logLevel: string;
+}
+
+type Parser<T> = (raw: string) => T;
+
+interface OptionSpec<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  default: string;
+  description: string;
+  parse: Parser<Config[K]>;
+}
+
+class ConfigError extends Error {}
+
+const text: Parser<string> = (raw) => {
+  if (raw.trim() === '') throw new ConfigError('must not be empty');
+  return raw.trim();
+};
+
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> =>
+  (raw) => {
+    const value = Number(raw.trim());
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`must be a whole number from ${min} to ${max}`);
+    }
+    return value;
+  };
+
+const boolean: Parser<boolean> = (raw) => {
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError('must be true or false');
+};
+
+const oneOf =
+  (...choices: string[]): Parser<string> =>
+  (raw) => {
+    const value = raw.trim();
+    if (!choices.includes(value)) throw new ConfigError(`must be one of ${choices.join(', ')}`);
+    return value;
+  };
+
+const directory: Parser<string> = (raw) => path.resolve(text(raw));
+
+const optionalDirectory: Parser<string | undefined> = (raw) => (raw.trim() === '' ? undefined : directory(raw));
+
+/** "whisper-1,gpt-4o-transcribe=small": a bare alias stands for the default model. */
+const aliases: Parser<Map<string, string>> = (raw) => {
+  const map = new Map<string, string>();
+  for (const entry of raw.split(',')) {
+    const [alias, target, extra] = entry.split('=').map((part) => part.trim());
+    if (!alias) continue;
+    if (extra !== undefined || target === '') throw new ConfigError(`"${entry}" is not ALIAS or ALIAS=MODEL`);
+    map.set(alias, target ?? '');
+  }
+  return map;
+};
+
+const byteSize: Parser<number> = (raw) => {
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim());
+  if (!match?.[1]) throw new ConfigError('must be a size such as 26214400, 25MiB or 100MB');
+  const units: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    kib: 1024,
+    mb: 1e6,
+    mib: 1024 ** 2,
+    gb: 1e9,
+    gib: 1024 ** 3,
+  };
+  const bytes = Math.floor(Number(match[1]) * (units[(match[2] ?? 'b').toLowerCase()] ?? 1));
+  if (bytes < 1) throw new ConfigError('must be at least 1 byte');
+  return bytes;
+};
+
+export const optionSpecs = [
+  {
+    key: 'host',
+    env: 'HOST',
+    flag: '--host',
+    default: '0.0.0.0',
+    description: 'Address to listen on.',
+    parse: text,
+  },
+  {
+    key: 'port',
+    env: 'PORT',
+    flag: '--port',
+    default: '8000',
+    description: 'Port to listen on (0 picks a free one).',
+    parse: integer(0, 65535),
+  },
+  {
+    key: 'defaultModel',
+    env: 'EARSHOT_DEFAULT_MODEL',
+    flag: '--default-model',
+    default: 'base',
+    description: 'Model loaded and warmed at start; the OpenAI model names in EARSHOT_MODEL_ALIASES stand for it.',
+    parse: text,
+  },
+  {
+    key: 'modelAliases',
+    env: 'EARSHOT_MODEL_ALIASES',
+    flag: '--model-aliases',
+    default: 'whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe',
+    description: 'Comma-separated model aliases: `ALIAS` stands for the default model, `ALIAS=MODEL` for MODEL.',
+    parse: aliases,
+  },
+  {
+    key: 'modelsDir',
+    env: 'EARSHOT_MODELS_DIR',
+    flag: '--models-dir',
+    default: 'models',
+    description:
+      'Directory of CTranslate2 model directories, each servable by its name (`NAME` or `OWNER/NAME`). Relative to the working directory.',
+    parse: directory,
+  },
+  {
+    key: 'hubDownload',
+    env: 'EARSHOT_HUB_DOWNLOAD',
+    flag: '--hub-download',
+    default: 'true',
+    description: 'Download models from the Hugging Face hub on first use; `false` serves only models already on disk.',
+    parse: boolean,
+  },
+  {
+    key: 'hubCacheDir',
+    env: 'EARSHOT_HUB_CACHE_DIR',
+    flag: '--hub-cache-dir',
+    default: '',
+    description:
+      "Where hub models are downloaded and cached (empty: huggingface_hub's own cache, `~/.cache/huggingface`).",
+    parse: optionalDirectory,
+  },
+  {
+    key: 'device',
+    env: 'EARSHOT_DEVICE',
+    flag: '--device',
+    default: 'cpu',
+    description: 'CTranslate2 device: `cpu`, `cuda` or `auto`.',
+    parse: oneOf('cpu', 'cuda', 'auto'),
+  },
+  {
+    key: 'computeType',
+    env: 'EARSHOT_COMPUTE_TYPE',
+    flag: '--compute-type',
+    default: 'int8',
+    description: 'CTranslate2 compute type (`int8`, `int8_float32`, `float32`, `float16`, `default`, …).',
+    parse: text,
+  },
+  {
+    key: 'cpuThreads',
+    env: 'EARSHOT_CPU_THREADS',
+    flag: '--cpu-threads',
+    default: String(os.availableParallelism()),
+    description: 'CPU threads per engine worker (default: the number of cores).',
+    parse: integer(1, 1024),
+  },
+  {
+    key: 'maxUploadBytes',
+    env: 'EARSHOT_MAX_UPLOAD_BYTES',
+    flag: '--max-upload-bytes',
+    default: '25MiB',
+    description: "Largest accepted upload (OpenAI's limit is 25 MiB); larger ones get 413.",
+    parse: byteSize,
+  },
+  {
+    key: 'tmpDir',
+    env: 'EARSHOT_TMP_DIR',
+    flag: '--tmp-dir',
+    default: os.tmpdir(),
+    description: 'Where uploads are written while they are transcribed (always removed afterwards).',
+    parse: directory,
+  },
+  {
+    key: 'workerPython',
+    env: 'EARSHOT_WORKER_PYTHON',
+    flag: '--worker-python',
+    default: path.relative(projectRoot, projectVenvPython),
+    description: 'Python interpreter for the engine workers (relative paths are to the project directory).',
+    parse: (raw) => path.resolve(projectRoot, text(raw)),
+  },
+  {
+    key: 'workerStartTimeoutMs',
+    env: 'EARSHOT_WORKER_START_TIMEOUT_MS',
+    flag: '--worker-start-timeout-ms',
+    default: '600000',
+    description: 'How long a worker may take to load its model (downloads included) before it is given up.',
+    parse: integer(1000),
+  },
+  {
+    key: 'logLevel',
+    env: 'EARSHOT_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    description: 'Log level: `fatal`, `error`, `warn`, `info`, `debug` or `trace`.',
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+] as const satisfies readonly OptionSpec<keyof Config>[];
+
+export class InvalidConfigError extends Error {}
+
+/** Reads flags (`--port 9000` or `--port=9000`) over environment variables over defaults. */
+export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Config {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const spec = optionSpecs.find((s) => arg === s.flag || arg.startsWith(`${s.flag}=`));
+    if (!spec) throw new InvalidConfigError(`unknown option ${arg} (see README, "Configuration")`);
+    if (arg.includes('=')) {
+      flags.set(spec.flag, arg.slice(arg.indexOf('=') + 1));
+    } else {
+      const value = argv[++i];
+      if (value === undefined) throw new InvalidConfigError(`${spec.flag} needs a value`);
+      flags.set(spec.flag, value);
+    }
+  }
+  const config: Partial<Record<keyof Config, unknown>> = {};
+  for (const spec of optionSpecs) {
+    const fromFlag = flags.get(spec.flag);
+    const fromEnv = env[spec.env];
+    const raw = fromFlag ?? fromEnv ?? spec.default;
+    const origin = fromFlag !== undefined ? spec.flag : fromEnv !== undefined ? spec.env : `default of ${spec.env}`;
+    try {
+      config[spec.key] = spec.parse(raw);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new InvalidConfigError(`${origin} = "${raw}" ${error.message}`);
+    }
+  }
+  return config as Config;
+}

@@ -1,0 +1,251 @@
+// One engine worker: a Python process that owns one loaded model and runs one job at a time.
+// It must say it is ready before it is used; it is stopped with a shutdown message, then SIGTERM,
+// then SIGKILL. A worker that dies fails the job it held with a clear error; the pool replaces it.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+import { ApiError, JobCancelledError } from '../errors.ts';
+import { workerEnvironment } from '../paths.ts';
+import type {
+  EngineInfo,
+  EngineSegment,
+  TranscribeOptions,
+  Transcript,
+  WorkerCommand,
+  WorkerEvent,
+} from './messages.ts';
+import type { ResolvedModel } from './models.ts';
+
+export interface WorkerSettings {
+  python: string;
+  device: string;
+  computeType: string;
+  cpuThreads: number;
+  hubDownload: boolean;
+  hubCacheDir: string | undefined;
+  startTimeoutMs: number;
+}
+
+/** Receives a job's results as the engine produces them, before the job finishes. */
+export interface JobListener {
+  onInfo?(info: EngineInfo): void;
+  onSegment?(segment: EngineSegment): void;
+}
+
+export interface JobSpec {
+  id: string;
+  audioPath: string;
+  task: 'transcribe' | 'translate';
+  options: TranscribeOptions;
+  listener?: JobListener;
+}
+
+interface RunningJob {
+  spec: JobSpec;
+  info?: EngineInfo;
+  segments: EngineSegment[];
+  cancelled: boolean;
+  resolve(transcript: Transcript): void;
+  reject(error: Error): void;
+}
+
+const STDERR_LINES_KEPT = 20;
+const SHUTDOWN_GRACE_MS = 3000;
+const TERM_GRACE_MS = 2000;
+
+function workerArguments(model: ResolvedModel, settings: WorkerSettings): string[] {
+  const source = model.source.kind === 'hub' ? model.source.repo : model.source.path;
+  const args = ['-m', 'earshot_worker', '--model', source, '--name', model.id];
+  args.push('--device', settings.device, '--compute-type', settings.computeType);
+  args.push('--cpu-threads', String(settings.cpuThreads));
+  if (model.source.kind === 'hub') {
+    if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);
+    if (!settings.hubDownload) args.push('--local-files-only');
+  }
+  return args;
+}
+
+function jobError(code: string, message: string): Error {
+  switch (code) {
+    case 'cancelled':
+      return new JobCancelledError();
+    case 'invalid_audio':
+      return new ApiError('invalid_audio', `Invalid audio file: ${message}`, 'file');
+    case 'invalid_options':
+      return new ApiError('invalid_value', message);
+    default:
+      return new ApiError('engine_error', `The engine failed on this request: ${message}`);
+  }
+}
+
+export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
+  readonly ready: Promise<void>;
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly stderrTail: string[] = [];
+  private running: RunningJob | undefined;
+  private alive = true;
+  private isReady = false;
+
+  constructor(
+    readonly model: ResolvedModel,
+    settings: WorkerSettings,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.child = spawn(settings.python, workerArguments(model, settings), {
+      env: workerEnvironment(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.log = log.child({ model: model.id, pid: this.child.pid });
+    this.ready = this.watch(settings.startTimeoutMs);
+    // The pool awaits `ready`; a rejection nobody awaits yet must not crash the process.
+    this.ready.catch(() => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Whether the model ever finished loading in this process. */
+  get loaded(): boolean {
+    return this.isReady;
+  }
+
+  get usable(): boolean {
+    return this.alive && this.isReady;
+  }
+
+  /** Runs one job; the worker must be ready and idle. */
+  run(spec: JobSpec): Promise<Transcript> {
+    if (!this.usable || this.running) throw new Error('worker is not ready or already busy');
+    return new Promise<Transcript>((resolve, reject) => {
+      this.running = { spec, segments: [], cancelled: false, resolve, reject };
+      this.send({ type: 'transcribe', job: spec.id, audio: spec.audioPath, options: spec.options });
+    });
+  }
+
+  cancel(jobId: string): void {
+    if (this.running?.spec.id !== jobId || this.running.cancelled) return;
+    this.running.cancelled = true;
+    this.send({ type: 'cancel', job: jobId });
+  }
+
+  /** Asks the worker to finish and exit; escalates to SIGTERM, then SIGKILL. */
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.send({ type: 'shutdown' });
+    this.child.stdin.end();
+    const term = setTimeout(() => this.child.kill('SIGTERM'), SHUTDOWN_GRACE_MS);
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), SHUTDOWN_GRACE_MS + TERM_GRACE_MS);
+    await exited;
+    clearTimeout(term);
+    clearTimeout(kill);
+  }
+
+  /** The last lines the worker wrote to stderr, for error reports. */
+  recentStderr(): string {
+    return this.stderrTail.join('\n');
+  }
+
+  private send(command: WorkerCommand): void {
+    if (!this.alive || !this.child.stdin.writable) return;
+    this.child.stdin.write(`${JSON.stringify(command)}\n`);
+  }
+
+  private watch(startTimeoutMs: number): Promise<void> {
+    createInterface({ input: this.child.stderr }).on('line', (line) => {
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > STDERR_LINES_KEPT) this.stderrTail.shift();
+      this.log.debug({ worker: 'stderr' }, line);
+    });
+    // Writing to a worker that has just died raises EPIPE on stdin; the exit handler reports it.
+    this.child.stdin.on('error', (error) => this.log.debug({ err: error }, 'worker stdin closed'));
+
+    return new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        reject(new ApiError('model_load_failed', `Model ${this.model.id} did not load within ${startTimeoutMs} ms.`));
+        this.child.kill('SIGKILL');
+      }, startTimeoutMs);
+
+      createInterface({ input: this.child.stdout }).on('line', (line) => {
+        let event: WorkerEvent;
+        try {
+          event = JSON.parse(line) as WorkerEvent;
+        } catch {
+          this.log.warn({ line: line.slice(0, 200) }, 'worker wrote a line that is not a protocol message');
+          return;
+        }
+        if (event.type === 'ready') {
+          clearTimeout(timeout);
+          this.isReady = true;
+          this.log.info({ loadSeconds: event.load_seconds }, 'engine worker ready');
+          resolve();
+        } else if (event.type === 'fatal') {
+          clearTimeout(timeout);
+          reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: ${event.message}`));
+        } else {
+          this.onJobEvent(event);
+        }
+      });
+
+      this.child.on('error', (error) => {
+        clearTimeout(timeout);
+        reject(new ApiError('model_load_failed', `Could not start the engine worker: ${error.message}`));
+      });
+      this.child.on('exit', (code, signal) => {
+        clearTimeout(timeout);
+        this.alive = false;
+        const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: the worker ${reason}.`));
+        const job = this.running;
+        this.running = undefined;
+        if (job) {
+          job.reject(
+            job.cancelled
+              ? new JobCancelledError()
+              : new ApiError('engine_crashed', `The engine worker stopped (${reason}) while transcribing; try again.`),
+          );
+        }
+        this.emit('exit', reason);
+      });
+    });
+  }
+
+  private onJobEvent(event: Exclude<WorkerEvent, { type: 'ready' | 'fatal' }>): void {
+    const job = this.running;
+    if (!job || job.spec.id !== event.job) {
+      this.log.warn({ event: event.type, job: event.job }, 'worker message for a job it is not running');
+      return;
+    }
+    switch (event.type) {
+      case 'info': {
+        const { type: _type, job: _job, ...info } = event;
+        job.info = info;
+        job.spec.listener?.onInfo?.(info);
+        break;
+      }
+      case 'segment':
+        job.segments.push(event.segment);
+        job.spec.listener?.onSegment?.(event.segment);
+        break;
+      case 'done':
+        this.running = undefined;
+        if (!job.info) {
+          job.reject(new ApiError('engine_error', 'The engine finished without describing the audio.'));
+        } else {
+          job.resolve({ task: job.spec.task, info: job.info, segments: job.segments });
+        }
+        break;
+      case 'error':
+        this.running = undefined;
+        job.reject(jobError(event.code, event.message));
+        break;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// Entry point: read the config, start the engine with the default model, serve, shut down gracefully.
+import closeWithGrace from 'close-with-grace';
+import { pino } from 'pino';
+import { InvalidConfigError, loadConfig, type Config } from './config.ts';
+import { Engine } from './engine/engine.ts';
+import { ModelRegistry, readBundledModels } from './engine/models.ts';
+import { buildApp } from './server/app.ts';
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof InvalidConfigError)) throw error;
+    process.stderr.write(`earshot: invalid configuration: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+const config = readConfig();
+const log = pino({ level: config.logLevel });
+const registry = new ModelRegistry({
+  defaultModel: config.defaultModel,
+  aliases: config.modelAliases,
+  modelsDir: config.modelsDir,
+  bundled: readBundledModels(),
+});
+const defaultModel = registry.resolve(config.defaultModel);
+if (!defaultModel) {
+  log.fatal(`EARSHOT_DEFAULT_MODEL "${config.defaultModel}" is not a model earshot can serve`);
+  process.exit(2);
+}
+
+const engine = new Engine(
+  {
+    python: config.workerPython,
+    device: config.device,
+    computeType: config.computeType,
+    cpuThreads: config.cpuThreads,
+    hubDownload: config.hubDownload,
+    hubCacheDir: config.hubCacheDir,
+    startTimeoutMs: config.workerStartTimeoutMs,
+  },
+  log,
+);
+const app = await buildApp({ config, engine, registry, logger: log });
+
+closeWithGrace({ delay: 30_000, logger: log }, async ({ signal, err }) => {
+  if (err) log.error({ err }, 'shutting down after an error');
+  else log.info({ signal }, 'shutting down');
+  await app.close();
+  await engine.stop();
+});
+
+// Listen first so /health can say "loading" while the default model loads and warms up.
+const address = await app.listen({ host: config.host, port: config.port });
+log.info({ address, defaultModel: defaultModel.id }, 'earshot listening');
+const loadStarted = Date.now();
+engine.preload(defaultModel).then(
+  () => log.info({ model: defaultModel.id, ms: Date.now() - loadStarted }, 'default model ready'),
+  (error: Error) => log.error({ err: error.message }, 'default model failed to load; retrying'),
+);

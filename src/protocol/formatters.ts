@@ -1,0 +1,138 @@
+// Renders a finished Transcript in the response formats of OpenAI's audio transcription API.
+import type { EngineSegment, Transcript } from '../engine/messages.ts';
+import { languageName } from './languages.ts';
+
+export type ResponseFormat = 'json' | 'text' | 'srt' | 'vtt' | 'verbose_json';
+
+export interface FormatOptions {
+  granularities: ReadonlySet<'word' | 'segment'>;
+}
+
+export interface RenderedBody {
+  contentType: string;
+  body: string;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const VTT_TYPE = 'text/vtt; charset=utf-8';
+
+/** The whole transcript as one string: faster-whisper's segment texts carry their own leading space. */
+export function transcriptText(transcript: Transcript): string {
+  return transcript.segments
+    .map((segment) => segment.text)
+    .join('')
+    .trim();
+}
+
+/** OpenAI bills transcription by whole seconds, so it reports the duration rounded up to an integer. */
+export function usageOf(transcript: Transcript): { type: 'duration'; seconds: number } {
+  return { type: 'duration', seconds: Math.ceil(transcript.info.duration) };
+}
+
+export function renderTranscript(transcript: Transcript, format: ResponseFormat, options: FormatOptions): RenderedBody {
+  switch (format) {
+    case 'json':
+      return {
+        contentType: JSON_TYPE,
+        body: JSON.stringify({ text: transcriptText(transcript), usage: usageOf(transcript) }),
+      };
+    case 'text':
+      return { contentType: TEXT_TYPE, body: `${transcriptText(transcript)}\n` };
+    case 'srt':
+      return { contentType: TEXT_TYPE, body: renderSrt(transcript.segments) };
+    case 'vtt':
+      return { contentType: VTT_TYPE, body: renderVtt(transcript.segments) };
+    case 'verbose_json':
+      return { contentType: JSON_TYPE, body: JSON.stringify(verboseJson(transcript, options)) };
+  }
+}
+
+interface Cue {
+  start: number;
+  end: number;
+  text: string;
+}
+
+/**
+ * The segments that produce a cue, with subtitle-safe text. A blank line ends a cue in srt and vtt,
+ * so blank lines inside a text are dropped (its remaining lines kept). A segment left with no text
+ * is skipped: an srt cue without text is malformed, and an empty cue shows nothing anyway.
+ */
+function cuesOf(segments: readonly EngineSegment[]): Cue[] {
+  const cues: Cue[] = [];
+  for (const segment of segments) {
+    const text = segment.text
+      .trim()
+      .split(/\r\n|\r|\n/)
+      .filter((line) => line.trim() !== '')
+      .join('\n');
+    if (text !== '') cues.push({ start: segment.start, end: segment.end, text });
+  }
+  return cues;
+}
+
+function renderSrt(segments: readonly EngineSegment[]): string {
+  return cuesOf(segments)
+    .map((cue, index) => `${index + 1}\n${timestamp(cue.start, ',')} --> ${timestamp(cue.end, ',')}\n${cue.text}\n\n`)
+    .join('');
+}
+
+function renderVtt(segments: readonly EngineSegment[]): string {
+  const cues = cuesOf(segments).map(
+    (cue) => `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.text}\n\n`,
+  );
+  return `WEBVTT\n\n${cues.join('')}`;
+}
+
+/**
+ * HH:MM:SS<separator>mmm. The seconds are rounded to whole milliseconds before being split, so a
+ * carry propagates into the seconds, minutes and hours (59.9996 s is 00:01:00,000, never 00:00:59,1000).
+ * Hours are not capped: a long recording shows 100:00:00,000 rather than wrapping around.
+ */
+function timestamp(seconds: number, separator: ',' | '.'): string {
+  const totalMs = Math.max(0, Math.round(seconds * 1000));
+  const ms = totalMs % 1000;
+  const totalSeconds = (totalMs - ms) / 1000;
+  const s = totalSeconds % 60;
+  const m = Math.floor(totalSeconds / 60) % 60;
+  const h = Math.floor(totalSeconds / 3600);
+  return `${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}${separator}${pad(ms, 3)}`;
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width, '0');
+}
+
+function verboseJson(transcript: Transcript, options: FormatOptions): Record<string, unknown> {
+  // Keys are assigned in OpenAI's order, which JSON.stringify preserves.
+  const body: Record<string, unknown> = {
+    task: transcript.task,
+    language: languageName(transcript.info.language),
+    duration: transcript.info.duration,
+    text: transcriptText(transcript),
+  };
+  if (options.granularities.has('segment')) {
+    // OpenAI numbers segments from 0; faster-whisper numbers them from 1.
+    body.segments = transcript.segments.map((segment, index) => ({
+      id: index,
+      seek: segment.seek,
+      start: segment.start,
+      end: segment.end,
+      text: segment.text,
+      tokens: segment.tokens,
+      temperature: segment.temperature,
+      avg_logprob: segment.avg_logprob,
+      compression_ratio: segment.compression_ratio,
+      no_speech_prob: segment.no_speech_prob,
+    }));
+  }
+  if (options.granularities.has('word')) {
+    // faster-whisper words carry a leading space (the token's); OpenAI's words are bare.
+    body.words = transcript.segments.flatMap((segment) =>
+      (segment.words ?? []).map((word) => ({ word: word.word.trim(), start: word.start, end: word.end })),
+    );
+  }
+  body.usage = usageOf(transcript);
+  return body;
+}

@@ -1,0 +1,100 @@
+"""Entry point: python -m earshot_worker --model PATH_OR_ID [options].
+
+Loads one model, says it is ready, then runs the jobs that arrive on stdin one at a time. A reader
+thread keeps listening while a job runs, so that a cancel message takes effect at the next segment.
+The worker exits when stdin closes, so it never outlives the gateway that started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from .engine import Job, load_model, run_job, warm_up
+from .protocol import ProtocolWriter
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="earshot_worker")
+    parser.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+    parser.add_argument("--name", help="the model's name, for messages and logs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compute-type", default="int8")
+    parser.add_argument("--cpu-threads", type=int, default=0)
+    parser.add_argument("--download-root", default=None)
+    parser.add_argument("--local-files-only", action="store_true")
+    parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+class Worker:
+    def __init__(self, writer: ProtocolWriter) -> None:
+        self.writer = writer
+        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        self.known: dict[str, Job] = {}
+        self.lock = threading.Lock()
+
+    def read_commands(self) -> None:
+        """Reader thread: queue jobs, flag cancellations, stop on shutdown or end of input."""
+        for raw in sys.stdin.buffer:
+            try:
+                message: dict[str, Any] = json.loads(raw)
+                kind = message["type"]
+            except (ValueError, KeyError, TypeError):
+                logging.error("ignoring a malformed message: %r", raw[:200])
+                continue
+            if kind == "transcribe":
+                job = Job(id=str(message["job"]), audio=str(message["audio"]), options=dict(message.get("options") or {}))
+                with self.lock:
+                    self.known[job.id] = job
+                self.jobs.put(job)
+            elif kind == "cancel":
+                with self.lock:
+                    job = self.known.get(str(message.get("job")))
+                if job is not None:
+                    job.cancelled.set()
+            elif kind == "shutdown":
+                break
+            else:
+                logging.error("ignoring a message of unknown type %r", kind)
+        self.jobs.put(None)
+
+    def serve(self, model: Any) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                run_job(model, job, self.writer.send)
+            finally:
+                with self.lock:
+                    self.known.pop(job.id, None)
+
+
+def main(argv: list[str]) -> int:
+    writer = ProtocolWriter.take_over_stdout()
+    args = parse_arguments(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    name = args.name or args.model
+    started = time.monotonic()
+    try:
+        model = load_model(args.model, args.device, args.compute_type, args.cpu_threads,
+                           args.download_root, args.local_files_only)
+        if not args.no_warmup:
+            warm_up(model)
+    except Exception as error:
+        writer.send({"type": "fatal", "code": "model_load_failed", "message": f"could not load model {name!r}: {error}"})
+        return 3
+    writer.send({"type": "ready", "model": name, "load_seconds": time.monotonic() - started})
+    worker = Worker(writer)
+    threading.Thread(target=worker.read_commands, name="stdin-reader", daemon=True).start()
+    worker.serve(model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
