@@ -19,7 +19,6 @@ export const errorCodes = {
   file_too_large: { status: 413, type: 'invalid_request_error', doc: 'The upload is over the size limit.' },
   model_not_found: { status: 404, type: 'invalid_request_error', doc: 'No model of that name can be served.' },
   not_found: { status: 404, type: 'invalid_request_error', doc: 'No such route.' },
-  method_not_allowed: { status: 405, type: 'invalid_request_error', doc: 'The route exists, not with this method.' },
   model_load_failed: {
     status: 503,
     type: 'server_error',

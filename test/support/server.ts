@@ -1,0 +1,60 @@
+// Starts the real earshot server (src/main.ts, as `npm start` does) on a free port, waits until the
+// default model is ready, and stops it. End-to-end tests call it with the official OpenAI SDK.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { projectRoot } from '../../src/paths.ts';
+
+export const audioDir = path.resolve(projectRoot, '..', 'shared', 'audio');
+export const JFK_TEXT =
+  'And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.';
+
+export interface RunningServer {
+  url: string;
+  baseURL: string;
+  process: ChildProcess;
+  logs: Record<string, unknown>[];
+  stop(): Promise<number | null>;
+}
+
+const READY_TIMEOUT_MS = 120_000;
+
+export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts')], {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EARSHOT_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const listening = new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'earshot listening') resolve(String(entry.address));
+      } catch {
+        process.stderr.write(`${line}\n`);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`earshot exited with code ${code} before listening`)));
+  });
+  const url = await listening;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while ((await fetch(`${url}/health`)).status !== 200) {
+    if (Date.now() > deadline) throw new Error('earshot did not become ready in time');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    process: child,
+    logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code;
+    },
+  };
+}

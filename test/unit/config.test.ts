@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { InvalidConfigError, loadConfig, optionSpecs } from '../../src/config.ts';
+import { errorCodes } from '../../src/errors.ts';
+import { projectRoot } from '../../src/paths.ts';
+
+const readme = readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
+
+describe('configuration', () => {
+  it('has documented defaults', () => {
+    const config = loadConfig([], {});
+    assert.equal(config.port, 8000);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.defaultModel, 'base');
+    assert.equal(config.maxUploadBytes, 25 * 1024 * 1024);
+    assert.deepEqual(
+      [...config.modelAliases],
+      [
+        ['whisper-1', ''],
+        ['gpt-4o-transcribe', ''],
+        ['gpt-4o-mini-transcribe', ''],
+      ],
+    );
+    assert.equal(config.hubDownload, true);
+    assert.equal(config.hubCacheDir, undefined);
+  });
+
+  it('takes flags over environment variables over defaults', () => {
+    const env = { PORT: '9000', EARSHOT_DEFAULT_MODEL: 'tiny.en', EARSHOT_MAX_UPLOAD_BYTES: '10MB' };
+    const fromEnv = loadConfig([], env);
+    assert.equal(fromEnv.port, 9000);
+    assert.equal(fromEnv.defaultModel, 'tiny.en');
+    assert.equal(fromEnv.maxUploadBytes, 10_000_000);
+    const fromFlags = loadConfig(['--port', '9001', '--default-model=small', '--model-aliases', 'a=b,c'], env);
+    assert.equal(fromFlags.port, 9001);
+    assert.equal(fromFlags.defaultModel, 'small');
+    assert.deepEqual(
+      [...fromFlags.modelAliases],
+      [
+        ['a', 'b'],
+        ['c', ''],
+      ],
+    );
+  });
+
+  it('rejects bad values with a message naming the option and the rule', () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [[], { PORT: 'eighty' }, /^PORT = "eighty" must be a whole number from 0 to 65535$/],
+      [['--port', '70000'], {}, /^--port = "70000" must be a whole number/],
+      [[], { EARSHOT_DEVICE: 'tpu' }, /EARSHOT_DEVICE = "tpu" must be one of cpu, cuda, auto/],
+      [[], { EARSHOT_HUB_DOWNLOAD: 'maybe' }, /must be true or false/],
+      [[], { EARSHOT_MAX_UPLOAD_BYTES: 'lots' }, /must be a size/],
+      [[], { EARSHOT_MODEL_ALIASES: 'a=b=c' }, /is not ALIAS or ALIAS=MODEL/],
+      [['--no-such-flag'], {}, /unknown option --no-such-flag/],
+      [['--port'], {}, /--port needs a value/],
+    ];
+    for (const [argv, env, message] of cases) {
+      assert.throws(
+        () => loadConfig(argv, env),
+        (error) => error instanceof InvalidConfigError && message.test(error.message),
+      );
+    }
+  });
+
+  it('is documented in the README: every option with its variable, flag and default', () => {
+    for (const spec of optionSpecs) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${spec.env}\``));
+      assert.ok(row, `README lists ${spec.env}`);
+      assert.ok(row.includes(`\`${spec.flag}\``), `README gives the flag of ${spec.env}`);
+    }
+  });
+
+  it('documents every error code in the README', () => {
+    for (const [code, { status }] of Object.entries(errorCodes)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\``));
+      assert.ok(row, `README documents ${code}`);
+      assert.ok(row.includes(String(status)), `README gives the status of ${code}`);
+    }
+  });
+});
