@@ -132,7 +132,7 @@ describe('transcriptions through the OpenAI Node SDK', () => {
       model: 'whisper-1',
       response_format: 'verbose_json',
     });
-    assert.equal(translation.task, 'translate');
+    assert.equal((translation as unknown as { task: string }).task, 'translate');
     assert.match(translation.text, /permission is hereby granted/i);
   });
 
