@@ -14,14 +14,24 @@ import queue
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from .engine import Job, load_model, run_job, warm_up
 from .protocol import ProtocolWriter
 
 
+class BadArguments(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Report through the protocol (a fatal message) rather than argparse's exit(2) with text only.
+        raise BadArguments(message)
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="earshot_worker")
+    parser = _ArgumentParser(prog="earshot_worker")
     parser.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     parser.add_argument("--name", help="the model's name, for messages and logs")
     parser.add_argument("--device", default="cpu")
@@ -30,7 +40,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--download-root", default=None)
     parser.add_argument("--local-files-only", action="store_true")
     parser.add_argument("--no-warmup", action="store_true")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET"])
     return parser.parse_args(argv)
 
 
@@ -43,28 +54,46 @@ class Worker:
 
     def read_commands(self) -> None:
         """Reader thread: queue jobs, flag cancellations, stop on shutdown or end of input."""
-        for raw in sys.stdin.buffer:
-            try:
-                message: dict[str, Any] = json.loads(raw)
-                kind = message["type"]
-            except (ValueError, KeyError, TypeError):
-                logging.error("ignoring a malformed message: %r", raw[:200])
-                continue
-            if kind == "transcribe":
-                job = Job(id=str(message["job"]), audio=str(message["audio"]), options=dict(message.get("options") or {}))
-                with self.lock:
-                    self.known[job.id] = job
-                self.jobs.put(job)
-            elif kind == "cancel":
-                with self.lock:
-                    job = self.known.get(str(message.get("job")))
-                if job is not None:
-                    job.cancelled.set()
-            elif kind == "shutdown":
-                break
-            else:
-                logging.error("ignoring a message of unknown type %r", kind)
-        self.jobs.put(None)
+        try:
+            for raw in sys.stdin.buffer:
+                try:
+                    message: dict[str, Any] = json.loads(raw)
+                    kind = message["type"]
+                except (ValueError, KeyError, TypeError):
+                    logging.error("ignoring a malformed message: %r", raw[:200])
+                    continue
+                if kind == "transcribe":
+                    job = self.job_from(message)
+                    if job is None:
+                        continue
+                    with self.lock:
+                        self.known[job.id] = job
+                    self.jobs.put(job)
+                elif kind == "cancel":
+                    with self.lock:
+                        job = self.known.get(str(message.get("job")))
+                    if job is not None:
+                        job.cancelled.set()
+                elif kind == "shutdown":
+                    break
+                else:
+                    logging.error("ignoring a message of unknown type %r", kind)
+        finally:
+            # Whatever happens to this thread, the serving loop must learn that no more jobs come.
+            self.jobs.put(None)
+
+    def job_from(self, message: dict[str, Any]) -> Job | None:
+        """The job a transcribe message asks for, or None (answered with bad_message if it has an id)."""
+        job_id = message.get("job")
+        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool):
+            logging.error("ignoring a transcribe message without a job id: %r", message)
+            return None
+        audio, options = message.get("audio"), message.get("options") or {}
+        if not isinstance(audio, str) or not isinstance(options, dict):
+            self.writer.send({"type": "error", "job": str(job_id), "code": "bad_message",
+                              "message": "a transcribe message needs an audio path and an options object"})
+            return None
+        return Job(id=str(job_id), audio=audio, options=options)
 
     def serve(self, model: Any) -> None:
         while (job := self.jobs.get()) is not None:
@@ -77,8 +106,12 @@ class Worker:
 
 def main(argv: list[str]) -> int:
     writer = ProtocolWriter.take_over_stdout()
-    args = parse_arguments(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = parse_arguments(argv)
+    except BadArguments as error:
+        writer.send({"type": "fatal", "code": "bad_arguments", "message": f"earshot_worker: {error}"})
+        return 2
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     name = args.name or args.model
     started = time.monotonic()
     try:

@@ -118,6 +118,8 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
     """Runs one job, sending info, then each segment as it is decoded, then done or error."""
     started = time.monotonic()
     try:
+        if job.cancelled.is_set():
+            raise JobError("cancelled", "the job was cancelled")
         unknown = sorted(set(job.options) - ALLOWED_OPTIONS)
         if unknown:
             raise JobError("invalid_options", f"unsupported options: {', '.join(unknown)}")

