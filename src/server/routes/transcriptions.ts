@@ -2,7 +2,7 @@
 // to a formatter. Validation lives in protocol/, scheduling in engine/, rendering in formatters.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import { renderTranscript } from '../../protocol/formatters.ts';
+import { renderTranscript, type RenderedBody } from '../../protocol/formatters.ts';
 import { parseTranscriptionRequest, unknownFields, type Task } from '../../protocol/transcription-request.ts';
 import type { AppDependencies } from '../app.ts';
 import { receiveForm, type UploadDirectory } from '../uploads.ts';
@@ -23,6 +23,9 @@ export async function transcriptionRoutes(
 ): Promise<void> {
   async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes);
+    let rendered: RenderedBody;
+    // The upload is removed before the response is sent, so a client that has its answer never
+    // finds its audio still on the server.
     try {
       const ignored = unknownFields(form.fields, task);
       if (ignored.length > 0) request.log.warn({ fields: ignored }, 'ignoring unknown form fields');
@@ -39,11 +42,11 @@ export async function transcriptionRoutes(
         clientGone(reply),
       );
       request.log.info({ model: model.id, audioSeconds: transcript.info.duration }, 'job done');
-      const rendered = renderTranscript(transcript, parsed.responseFormat, { granularities: parsed.granularities });
-      return reply.type(rendered.contentType).send(rendered.body);
+      rendered = renderTranscript(transcript, parsed.responseFormat, { granularities: parsed.granularities });
     } finally {
       await form.file?.remove();
     }
+    return reply.type(rendered.contentType).send(rendered.body);
   }
 
   app.post('/v1/audio/transcriptions', (request, reply) => handle('transcribe', request, reply));
