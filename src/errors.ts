@@ -1,36 +1,88 @@
-// Every error a client can receive, in one registry: its stable code, HTTP status and OpenAI error
-// type. ApiError is the one class that carries them; the server's error handler is the one place
-// that serialises it as OpenAI does: {"error": {"message", "type", "param", "code"}}.
+// Every error a client can receive, in one registry: its HTTP status, OpenAI error type and the
+// `code` sent on the wire (null where OpenAI sends null). Where OpenAI's own response is known
+// (recorded traffic of api.openai.com), status, type, param and code match it; README lists them.
+// ApiError is the one class that carries them; ApiError.toJSON is the one place that serialises them.
 
-export const errorCodes = {
-  invalid_request: { status: 400, type: 'invalid_request_error', doc: 'The request body is not a valid form.' },
-  missing_required_parameter: { status: 400, type: 'invalid_request_error', doc: 'A required field is missing.' },
-  invalid_value: { status: 400, type: 'invalid_request_error', doc: 'A field has a value out of its range or set.' },
+export const errorKinds = {
+  invalid_request: { status: 400, type: 'invalid_request_error', code: null, doc: 'The body is not a valid form.' },
+  missing_file: { status: 400, type: 'invalid_request_error', code: null, doc: 'No `file` was uploaded.' },
+  missing_model: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'missing_required_parameter',
+    doc: 'No `model` was given.',
+  },
+  invalid_value: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'invalid_value',
+    doc: 'A field has a value out of its range or set (`param` names it).',
+  },
+  invalid_language: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'invalid_language_format',
+    doc: '`language` is not an ISO-639-1 code Whisper knows.',
+  },
   unsupported_value: {
     status: 400,
     type: 'invalid_request_error',
-    doc: 'A valid OpenAI value that earshot does not serve yet.',
+    code: 'unsupported_value',
+    doc: 'A valid OpenAI value this server does not serve, or a combination it does not support.',
   },
   invalid_audio: {
     status: 400,
     type: 'invalid_request_error',
-    doc: 'The uploaded file could not be decoded as audio.',
+    code: null,
+    doc: 'The file could not be decoded as audio ("Invalid file format").',
   },
-  file_too_large: { status: 413, type: 'invalid_request_error', doc: 'The upload is over the size limit.' },
-  model_not_found: { status: 404, type: 'invalid_request_error', doc: 'No model of that name can be served.' },
-  not_found: { status: 404, type: 'invalid_request_error', doc: 'No such route.' },
+  audio_too_short: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'audio_too_short',
+    doc: 'The audio is shorter than 0.1 seconds.',
+  },
+  file_too_large: {
+    status: 413,
+    type: 'server_error',
+    code: null,
+    doc: 'The upload is over the size limit ("Maximum content size limit … exceeded").',
+  },
+  model_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    code: 'model_not_found',
+    doc: 'No model of that name can be served.',
+  },
+  not_found: { status: 404, type: 'invalid_request_error', code: null, doc: 'No such route.' },
   model_load_failed: {
     status: 503,
     type: 'server_error',
+    code: 'model_load_failed',
     doc: 'The model could not be loaded (missing files, no hub access, out of memory).',
   },
-  server_not_ready: { status: 503, type: 'server_error', doc: 'The server is starting or shutting down.' },
-  engine_crashed: { status: 500, type: 'server_error', doc: 'The engine worker died while running the request.' },
-  engine_error: { status: 500, type: 'server_error', doc: 'The engine failed on this request.' },
-  internal_error: { status: 500, type: 'server_error', doc: 'An unexpected fault in earshot.' },
-} as const satisfies Record<string, { status: number; type: string; doc: string }>;
+  server_not_ready: {
+    status: 503,
+    type: 'server_error',
+    code: 'server_not_ready',
+    doc: 'The server is shutting down.',
+  },
+  engine_crashed: {
+    status: 500,
+    type: 'server_error',
+    code: 'engine_crashed',
+    doc: 'The engine worker died while running the request (it is restarted).',
+  },
+  engine_error: { status: 500, type: 'server_error', code: 'engine_error', doc: 'The engine failed on this request.' },
+  internal_error: {
+    status: 500,
+    type: 'server_error',
+    code: 'internal_error',
+    doc: 'An unexpected fault in earshot (logged with the request id).',
+  },
+} as const satisfies Record<string, { status: number; type: string; code: string | null; doc: string }>;
 
-export type ErrorCode = keyof typeof errorCodes;
+export type ErrorKind = keyof typeof errorKinds;
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -39,16 +91,19 @@ export interface OpenAIErrorBody {
 export class ApiError extends Error {
   readonly status: number;
   readonly type: string;
+  readonly code: string | null;
 
   constructor(
-    readonly code: ErrorCode,
+    /** earshot's own name for the error, for logs and tests; the wire carries `code`. */
+    readonly kind: ErrorKind,
     message: string,
     readonly param: string | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
-    this.status = errorCodes[code].status;
-    this.type = errorCodes[code].type;
+    this.status = errorKinds[kind].status;
+    this.type = errorKinds[kind].type;
+    this.code = errorKinds[kind].code;
   }
 
   toJSON(): OpenAIErrorBody {

@@ -23,6 +23,7 @@ const registry = new ModelRegistry({
   aliases: config.modelAliases,
   modelsDir: config.modelsDir,
   bundled: readBundledModels(),
+  ...(config.hubCacheDir && { hubCacheDir: config.hubCacheDir }),
 });
 const defaultModel = registry.resolve(config.defaultModel);
 if (!defaultModel) {

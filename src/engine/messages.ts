@@ -20,6 +20,10 @@ export interface TranscribeOptions {
   log_prob_threshold?: number;
   compression_ratio_threshold?: number;
   hallucination_silence_threshold?: number;
+  /** Handled by the worker: per-token log probabilities on each segment. */
+  logprobs?: boolean;
+  /** Handled by the worker: decode with faster-whisper's BatchedInferencePipeline. */
+  batch_size?: number;
 }
 
 export type WorkerCommand =
@@ -34,6 +38,13 @@ export interface EngineWord {
   probability: number;
 }
 
+/** One token's log probability, as OpenAI's include[]=logprobs returns it. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
 export interface EngineSegment {
   id: number;
   seek: number;
@@ -46,6 +57,7 @@ export interface EngineSegment {
   compression_ratio: number;
   no_speech_prob: number;
   words: EngineWord[] | null;
+  logprobs: TokenLogprob[] | null;
 }
 
 export interface EngineInfo {
@@ -56,7 +68,8 @@ export interface EngineInfo {
 }
 
 /** Stable codes a worker reports a failed job with. */
-export type JobErrorCode = 'invalid_audio' | 'invalid_options' | 'model_error' | 'cancelled' | 'bad_message';
+export type JobErrorCode =
+  'invalid_audio' | 'audio_too_short' | 'invalid_options' | 'model_error' | 'cancelled' | 'bad_message';
 
 export type WorkerEvent =
   | { type: 'ready'; model: string; load_seconds: number }

@@ -1,7 +1,8 @@
 // Model names are resolved here and nowhere else: aliases, bundled models, the models directory,
 // faster-whisper's size names and Hugging Face ids. Whatever a client sends, the only paths that can
 // come out are the bundled models' and directories inside the configured models directory.
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { bundledModelsCatalogue, bundledModelsDir } from '../paths.ts';
 
@@ -12,6 +13,14 @@ export interface ResolvedModel {
   /** The canonical name: the same model asked for by alias, size name or hub id has one id. */
   id: string;
   source: ModelSource;
+}
+
+/** One entry of GET /v1/models, in OpenAI's shape. */
+export interface ModelEntry {
+  id: string;
+  object: 'model';
+  created: number;
+  owned_by: string;
 }
 
 export interface BundledModel {
@@ -73,6 +82,42 @@ export interface ModelRegistryOptions {
   modelsDir: string;
   bundled: readonly BundledModel[];
   bundledDir?: string;
+  /** huggingface_hub's cache, where downloaded models live; listed by GET /v1/models. */
+  hubCacheDir?: string;
+}
+
+/** huggingface_hub's own default cache location, which faster-whisper uses without a download root. */
+export function defaultHubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  const home = env.HF_HOME ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
+  return path.join(home, 'hub');
+}
+
+/** Seconds since the epoch at which a path was last changed (a model's `created`), 0 if unknown. */
+function createdAt(target: string): number {
+  try {
+    return Math.floor(statSync(target).mtimeMs / 1000);
+  } catch {
+    return 0;
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function subdirectories(directory: string): string[] {
+  try {
+    return readdirSync(directory, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() || entry.isSymbolicLink())
+      .map((entry) => entry.name);
+  } catch {
+    return [];
+  }
 }
 
 export class ModelRegistry {
@@ -88,6 +133,45 @@ export class ModelRegistry {
 
   get defaultModel(): string {
     return this.options.defaultModel;
+  }
+
+  /**
+   * What this server can serve right now, without a download: aliases, bundled models, the models
+   * directory and the hub cache. Each name is one that resolve() accepts.
+   */
+  list(): ModelEntry[] {
+    const entries = new Map<string, ModelEntry>();
+    const add = (id: string, ownedBy: string, created: number) => {
+      if (!entries.has(id) && this.resolve(id)) entries.set(id, { id, object: 'model', created, owned_by: ownedBy });
+    };
+    for (const model of this.options.bundled) {
+      add(model.name, 'earshot', createdAt(path.join(this.bundledDir, model.name)));
+    }
+    for (const [alias, target] of this.options.aliases) {
+      const resolved = this.resolve(alias);
+      const source = resolved?.source;
+      add(alias, 'earshot', source && source.kind !== 'hub' ? createdAt(source.path) : 0);
+      if (target !== '') add(target, 'earshot', 0);
+    }
+    for (const name of subdirectories(this.options.modelsDir)) {
+      const directory = path.join(this.options.modelsDir, name);
+      if (isModelDirectory(directory)) add(name, 'local', createdAt(directory));
+      for (const inner of subdirectories(directory)) {
+        const owned = path.join(directory, inner);
+        if (isModelDirectory(owned)) add(`${name}/${inner}`, name, createdAt(owned));
+      }
+    }
+    const hubCache = this.options.hubCacheDir ?? defaultHubCacheDir();
+    for (const entry of subdirectories(hubCache)) {
+      const match = /^models--([^/]+?)--([^/]+)$/.exec(entry);
+      if (!match?.[1] || !match[2]) continue;
+      // huggingface_hub loads offline the snapshot that refs/main names, so only that one counts.
+      const revision = readText(path.join(hubCache, entry, 'refs', 'main'));
+      if (revision && isModelDirectory(path.join(hubCache, entry, 'snapshots', revision))) {
+        add(`${match[1]}/${match[2]}`, match[1], createdAt(path.join(hubCache, entry)));
+      }
+    }
+    return [...entries.values()];
   }
 
   /** The model a request names, or undefined when no such model can be served. */

@@ -51,6 +51,9 @@ interface RunningJob {
 }
 
 const STDERR_LINES_KEPT = 20;
+// OpenAI lists its formats; the engine decodes whatever FFmpeg can, so say both.
+const SUPPORTED_FORMATS =
+  "Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm'] and any other that FFmpeg decodes";
 const SHUTDOWN_GRACE_MS = 3000;
 const TERM_GRACE_MS = 2000;
 
@@ -71,7 +74,9 @@ function jobError(code: string, message: string): Error {
     case 'cancelled':
       return new JobCancelledError();
     case 'invalid_audio':
-      return new ApiError('invalid_audio', `Invalid audio file: ${message}`, 'file');
+      return new ApiError('invalid_audio', `Invalid file format: ${message}. ${SUPPORTED_FORMATS}`);
+    case 'audio_too_short':
+      return new ApiError('audio_too_short', 'Audio file is too short. Minimum audio length is 0.1 seconds.', 'file');
     case 'invalid_options':
       return new ApiError('invalid_value', message);
     default:

@@ -1,11 +1,13 @@
 // Renders a finished Transcript in the response formats of OpenAI's audio transcription API.
-import type { EngineSegment, Transcript } from '../engine/messages.ts';
+import type { EngineSegment, TokenLogprob, Transcript } from '../engine/messages.ts';
 import { languageName } from './languages.ts';
 
 export type ResponseFormat = 'json' | 'text' | 'srt' | 'vtt' | 'verbose_json';
 
 export interface FormatOptions {
   granularities: ReadonlySet<'word' | 'segment'>;
+  /** include[]=logprobs: the json format carries every token's log probability. */
+  includeLogprobs?: boolean;
 }
 
 export interface RenderedBody {
@@ -15,7 +17,8 @@ export interface RenderedBody {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
-const VTT_TYPE = 'text/vtt; charset=utf-8';
+// OpenAI sends vtt as text/plain too (recorded api.openai.com traffic).
+const VTT_TYPE = 'text/plain; charset=utf-8';
 
 /** The whole transcript as one string: faster-whisper's segment texts carry their own leading space. */
 export function transcriptText(transcript: Transcript): string {
@@ -30,12 +33,26 @@ export function usageOf(transcript: Transcript): { type: 'duration'; seconds: nu
   return { type: 'duration', seconds: Math.ceil(transcript.info.duration) };
 }
 
+/** OpenAI's translations carry no usage (recorded api.openai.com traffic); transcriptions do. */
+function usageField(transcript: Transcript): { usage?: ReturnType<typeof usageOf> } {
+  return transcript.task === 'transcribe' ? { usage: usageOf(transcript) } : {};
+}
+
+/** Every token's log probability, in order (include[]=logprobs). */
+export function transcriptLogprobs(transcript: Transcript): TokenLogprob[] {
+  return transcript.segments.flatMap((segment) => segment.logprobs ?? []);
+}
+
 export function renderTranscript(transcript: Transcript, format: ResponseFormat, options: FormatOptions): RenderedBody {
   switch (format) {
     case 'json':
       return {
         contentType: JSON_TYPE,
-        body: JSON.stringify({ text: transcriptText(transcript), usage: usageOf(transcript) }),
+        body: JSON.stringify({
+          text: transcriptText(transcript),
+          ...(options.includeLogprobs && { logprobs: transcriptLogprobs(transcript) }),
+          ...usageField(transcript),
+        }),
       };
     case 'text':
       return { contentType: TEXT_TYPE, body: `${transcriptText(transcript)}\n` };
@@ -108,7 +125,8 @@ function verboseJson(transcript: Transcript, options: FormatOptions): Record<str
   // Keys are assigned in OpenAI's order, which JSON.stringify preserves.
   const body: Record<string, unknown> = {
     task: transcript.task,
-    language: languageName(transcript.info.language),
+    // A translation's language is that of its output, which is always English.
+    language: transcript.task === 'translate' ? 'english' : languageName(transcript.info.language),
     duration: transcript.info.duration,
     text: transcriptText(transcript),
   };
@@ -133,6 +151,5 @@ function verboseJson(transcript: Transcript, options: FormatOptions): Record<str
       (segment.words ?? []).map((word) => ({ word: word.word.trim(), start: word.start, end: word.end })),
     );
   }
-  body.usage = usageOf(transcript);
-  return body;
+  return { ...body, ...usageField(transcript) };
 }

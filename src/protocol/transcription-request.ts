@@ -1,6 +1,7 @@
-// The fields of a transcription or translation request, as OpenAI defines them, validated and
-// turned into engine options. Multipart fields arrive as strings in any order; `name[]` and `name`
-// are the same field.
+// The fields of a transcription or translation request, as OpenAI defines them plus faster-whisper's
+// own knobs, validated and turned into engine options. Multipart fields arrive as strings in any
+// order; `name[]` and `name` are the same field, and objects come as a JSON string or as
+// `name[key]` fields (as the SDKs send `chunking_strategy[type]=server_vad`).
 import { ApiError } from '../errors.ts';
 import type { TranscribeOptions } from '../engine/messages.ts';
 import type { ResponseFormat } from './formatters.ts';
@@ -16,15 +17,54 @@ export interface TranscriptionRequest {
   model: string;
   responseFormat: ResponseFormat;
   granularities: ReadonlySet<Granularity>;
+  stream: boolean;
+  includeLogprobs: boolean;
   options: TranscribeOptions;
 }
 
 const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'vtt', 'verbose_json'];
+const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text'];
 const GRANULARITIES: readonly Granularity[] = ['word', 'segment'];
 // faster-whisper's own temperature fallback schedule, which OpenAI's temperature=0 stands for.
 const FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 
-const fieldsByTask: Record<Task, readonly string[]> = {
+/** How a number field is checked: its range, and whether it must be whole. */
+interface NumberRule {
+  min: number;
+  max: number;
+  integer?: boolean;
+  /** The minimum itself is not allowed (a strictly positive value). */
+  exclusiveMin?: boolean;
+}
+
+/** faster-whisper's knobs that a request may set as extra form fields; README lists them. */
+export const engineKnobs = {
+  beam_size: { kind: 'number', rule: { min: 1, max: 20, integer: true } },
+  best_of: { kind: 'number', rule: { min: 1, max: 20, integer: true } },
+  patience: { kind: 'number', rule: { min: 0, max: 10, exclusiveMin: true } },
+  no_speech_threshold: { kind: 'number', rule: { min: 0, max: 1 } },
+  log_prob_threshold: { kind: 'number', rule: { min: -100, max: 0 } },
+  compression_ratio_threshold: { kind: 'number', rule: { min: 0, max: 100, exclusiveMin: true } },
+  hallucination_silence_threshold: { kind: 'number', rule: { min: 0, max: 3600, exclusiveMin: true } },
+  batch_size: { kind: 'number', rule: { min: 1, max: 64, integer: true } },
+  vad_filter: { kind: 'boolean' },
+  condition_on_previous_text: { kind: 'boolean' },
+  without_timestamps: { kind: 'boolean' },
+  hotwords: { kind: 'text', maxLength: 1000 },
+  vad_parameters: { kind: 'vad' },
+} as const;
+
+/** faster-whisper's VadOptions fields and their ranges. */
+const VAD_PARAMETERS: Record<string, NumberRule> = {
+  threshold: { min: 0, max: 1 },
+  neg_threshold: { min: 0, max: 1 },
+  min_speech_duration_ms: { min: 0, max: 3_600_000, integer: true },
+  max_speech_duration_s: { min: 0, max: 86_400, exclusiveMin: true },
+  min_silence_duration_ms: { min: 0, max: 3_600_000, integer: true },
+  speech_pad_ms: { min: 0, max: 3_600_000, integer: true },
+};
+
+const OPENAI_FIELDS: Record<Task, readonly string[]> = {
   transcribe: [
     'file',
     'model',
@@ -40,18 +80,128 @@ const fieldsByTask: Record<Task, readonly string[]> = {
   translate: ['file', 'model', 'prompt', 'response_format', 'temperature'],
 };
 
+/** `chunking_strategy[type]` → `chunking_strategy`: the object a bracketed field belongs to. */
+function objectName(field: string): string {
+  const bracket = field.indexOf('[');
+  return bracket > 0 ? field.slice(0, bracket) : field;
+}
+
 /** The fields a request sent that this task does not know; the caller logs them. */
 export function unknownFields(fields: FormFields, task: Task): string[] {
-  return [...fields.keys()].filter((name) => !fieldsByTask[task].includes(name));
+  const known = new Set<string>([...OPENAI_FIELDS[task], ...Object.keys(engineKnobs)]);
+  return [...fields.keys()].filter((name) => !known.has(objectName(name)));
+}
+
+function invalid(param: string, message: string): ApiError {
+  return new ApiError('invalid_value', message, param);
 }
 
 function single(fields: FormFields, name: string): string | undefined {
   const values = fields.get(name);
   if (!values || values.length === 0) return undefined;
-  if (values.length > 1) {
-    throw new ApiError('invalid_value', `The field '${name}' was sent ${values.length} times; send it once.`, name);
-  }
+  if (values.length > 1) throw invalid(name, `The field '${name}' was sent ${values.length} times; send it once.`);
   return values[0];
+}
+
+function parseNumber(raw: string, param: string, rule: NumberRule): number {
+  const value = raw.trim() === '' ? NaN : Number(raw);
+  const tooLow = rule.exclusiveMin ? value <= rule.min : value < rule.min;
+  if (!Number.isFinite(value) || tooLow || value > rule.max || (rule.integer && !Number.isInteger(value))) {
+    const kind = rule.integer ? 'a whole number' : 'a number';
+    const range = rule.exclusiveMin
+      ? `greater than ${rule.min} and at most ${rule.max}`
+      : `from ${rule.min} to ${rule.max}`;
+    throw invalid(param, `Invalid ${param} '${raw}': use ${kind} ${range}.`);
+  }
+  return value;
+}
+
+function parseBoolean(raw: string, param: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw invalid(param, `Invalid ${param} '${raw}': use true or false.`);
+}
+
+/**
+ * An object field: a JSON string (`vad_parameters={"threshold":0.4}`) or bracketed fields
+ * (`vad_parameters[threshold]=0.4`). Values are strings or JSON scalars.
+ */
+function objectField(fields: FormFields, name: string): Record<string, unknown> | string | undefined {
+  const whole = single(fields, name);
+  const prefix = `${name}[`;
+  const bracketed = [...fields.keys()].filter((key) => key.startsWith(prefix) && key.endsWith(']'));
+  if (whole !== undefined && bracketed.length > 0) {
+    throw invalid(name, `Send ${name} either as one value or as ${name}[key] fields, not both.`);
+  }
+  if (bracketed.length > 0) {
+    return Object.fromEntries(bracketed.map((key) => [key.slice(prefix.length, -1), single(fields, key)]));
+  }
+  if (whole === undefined || !whole.trim().startsWith('{')) return whole;
+  try {
+    const parsed: unknown = JSON.parse(whole);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      return parsed as Record<string, unknown>;
+    }
+  } catch {
+    // reported below as not an object
+  }
+  throw invalid(name, `Invalid ${name}: send a JSON object.`);
+}
+
+function objectNumber(value: unknown, param: string, rule: NumberRule): number {
+  if (typeof value === 'number') return parseNumber(String(value), param, rule);
+  if (typeof value === 'string') return parseNumber(value, param, rule);
+  throw invalid(param, `Invalid ${param}: use a number.`);
+}
+
+function parseVadParameters(fields: FormFields): Record<string, number> | undefined {
+  const raw = objectField(fields, 'vad_parameters');
+  if (raw === undefined) return undefined;
+  if (typeof raw === 'string') throw invalid('vad_parameters', 'Invalid vad_parameters: send a JSON object.');
+  const parameters: Record<string, number> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const rule = VAD_PARAMETERS[key];
+    if (!rule) {
+      throw invalid(
+        'vad_parameters',
+        `Unknown vad_parameters key '${key}': use ${Object.keys(VAD_PARAMETERS).join(', ')}.`,
+      );
+    }
+    parameters[key] = objectNumber(value, `vad_parameters.${key}`, rule);
+  }
+  return parameters;
+}
+
+/** chunking_strategy: "auto", or server_vad with OpenAI's parameters, mapped onto faster-whisper's VAD. */
+function parseChunkingStrategy(fields: FormFields, options: TranscribeOptions): void {
+  const raw = objectField(fields, 'chunking_strategy');
+  if (raw === undefined || raw === '') return;
+  if (raw === 'auto') {
+    options.vad_filter = true;
+    return;
+  }
+  if (typeof raw === 'string' || raw.type !== 'server_vad') {
+    throw invalid('chunking_strategy', "Invalid chunking_strategy: use 'auto' or an object with type 'server_vad'.");
+  }
+  const vad: Record<string, number> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'type') continue;
+    const param = `chunking_strategy.${key}`;
+    if (key === 'threshold') vad.threshold = objectNumber(value, param, { min: 0, max: 1 });
+    else if (key === 'prefix_padding_ms')
+      vad.speech_pad_ms = objectNumber(value, param, { min: 0, max: 60_000, integer: true });
+    else if (key === 'silence_duration_ms') {
+      vad.min_silence_duration_ms = objectNumber(value, param, { min: 0, max: 60_000, integer: true });
+    } else {
+      throw invalid(
+        'chunking_strategy',
+        `Unknown chunking_strategy key '${key}': use type, threshold, prefix_padding_ms, silence_duration_ms.`,
+      );
+    }
+  }
+  options.vad_filter = true;
+  options.vad_parameters = vad;
 }
 
 function parseResponseFormat(raw: string | undefined): ResponseFormat {
@@ -64,10 +214,10 @@ function parseResponseFormat(raw: string | undefined): ResponseFormat {
     );
   }
   if (!(RESPONSE_FORMATS as readonly string[]).includes(raw)) {
-    throw new ApiError(
-      'invalid_value',
-      `Invalid response_format '${raw}': use one of ${RESPONSE_FORMATS.join(', ')}.`,
+    const supported = RESPONSE_FORMATS.map((format) => `'${format}'`);
+    throw invalid(
       'response_format',
+      `Invalid value: '${raw}'. Supported values are: ${supported.slice(0, -1).join(', ')}, and ${supported.at(-1)}.`,
     );
   }
   return raw as ResponseFormat;
@@ -75,10 +225,7 @@ function parseResponseFormat(raw: string | undefined): ResponseFormat {
 
 function parseTemperature(raw: string | undefined): number[] {
   if (raw === undefined || raw.trim() === '') return FALLBACK_TEMPERATURES;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || value > 1) {
-    throw new ApiError('invalid_value', `Invalid temperature '${raw}': use a number from 0 to 1.`, 'temperature');
-  }
+  const value = parseNumber(raw, 'temperature', { min: 0, max: 1 });
   return value === 0 ? FALLBACK_TEMPERATURES : [value];
 }
 
@@ -97,10 +244,9 @@ function parseGranularities(values: readonly string[] | undefined): Set<Granular
     }
     for (const item of Array.isArray(items) ? items : [items]) {
       if (typeof item !== 'string' || !(GRANULARITIES as readonly string[]).includes(item.trim())) {
-        throw new ApiError(
-          'invalid_value',
-          `Invalid timestamp_granularities value '${String(item)}': use 'word' and/or 'segment'.`,
+        throw invalid(
           'timestamp_granularities',
+          `Invalid timestamp_granularities value '${String(item)}': use 'word' and/or 'segment'.`,
         );
       }
       granularities.add(item.trim() as Granularity);
@@ -109,19 +255,41 @@ function parseGranularities(values: readonly string[] | undefined): Set<Granular
   return granularities;
 }
 
-function parseBoolean(raw: string | undefined, name: string): boolean {
-  if (raw === undefined) return false;
-  const value = raw.trim().toLowerCase();
-  if (value === 'true' || value === '1') return true;
-  if (value === 'false' || value === '0' || value === '') return false;
-  throw new ApiError('invalid_value', `Invalid ${name} '${raw}': use true or false.`, name);
+function parseInclude(values: readonly string[] | undefined): boolean {
+  if (!values || values.length === 0) return false;
+  for (const value of values) {
+    if (value.trim() !== 'logprobs') throw invalid('include', `Invalid include value '${value}': only 'logprobs'.`);
+  }
+  return true;
+}
+
+function parseKnobs(fields: FormFields, options: TranscribeOptions): void {
+  for (const [name, knob] of Object.entries(engineKnobs)) {
+    if (knob.kind === 'vad') {
+      const parameters = parseVadParameters(fields);
+      if (parameters) options.vad_parameters = { ...options.vad_parameters, ...parameters };
+      continue;
+    }
+    const raw = single(fields, name);
+    if (raw === undefined) continue;
+    const target = options as Record<string, unknown>;
+    if (knob.kind === 'number') {
+      target[name] = parseNumber(raw, name, knob.rule);
+    } else if (knob.kind === 'boolean') {
+      target[name] = parseBoolean(raw, name);
+    } else if (raw.length > knob.maxLength) {
+      throw invalid(name, `${name} is too long: at most ${knob.maxLength} characters.`);
+    } else if (raw !== '') {
+      target[name] = raw;
+    }
+  }
 }
 
 /** Validates the form fields of a request; throws an ApiError naming the first bad field. */
 export function parseTranscriptionRequest(fields: FormFields, task: Task): TranscriptionRequest {
   const model = single(fields, 'model')?.trim();
   if (!model) {
-    throw new ApiError('missing_required_parameter', "Missing required parameter: 'model'.", 'model');
+    throw new ApiError('missing_model', "Missing required parameter: 'model'.", 'model');
   }
   const responseFormat = parseResponseFormat(single(fields, 'response_format'));
   const options: TranscribeOptions = { task, temperature: parseTemperature(single(fields, 'temperature')) };
@@ -129,46 +297,49 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
   const prompt = single(fields, 'prompt');
   if (prompt !== undefined && prompt !== '') options.initial_prompt = prompt;
 
+  let stream = false;
+  let includeLogprobs = false;
+  let asked: Set<Granularity> | undefined;
   if (task === 'transcribe') {
     const language = single(fields, 'language');
     if (language !== undefined && language.trim() !== '') {
       const code = normaliseLanguage(language);
       if (!code) {
         throw new ApiError(
-          'invalid_value',
-          `Invalid language '${language}': use an ISO-639-1 code such as 'en', 'de' or 'fr'.`,
+          'invalid_language',
+          `Invalid language '${language}'. Language parameter must be specified in ISO-639-1 format.`,
           'language',
         );
       }
       options.language = code;
     }
-    if (parseBoolean(single(fields, 'stream'), 'stream')) {
-      throw new ApiError('unsupported_value', 'stream=true is not supported by earshot yet.', 'stream');
-    }
-    if (fields.has('include')) {
-      throw new ApiError('unsupported_value', 'include[] (logprobs) is not supported by earshot yet.', 'include');
-    }
-    const chunking = single(fields, 'chunking_strategy');
-    if (chunking !== undefined && chunking !== 'auto') {
+    const rawStream = single(fields, 'stream');
+    stream = rawStream !== undefined && rawStream !== '' && parseBoolean(rawStream, 'stream');
+    if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
       throw new ApiError(
         'unsupported_value',
-        "Only chunking_strategy 'auto' is supported by earshot yet.",
-        'chunking_strategy',
+        `response_format '${responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`,
+        'response_format',
       );
     }
-    if (chunking === 'auto') options.vad_filter = true;
+    includeLogprobs = parseInclude(fields.get('include'));
+    if (includeLogprobs && responseFormat !== 'json') {
+      throw new ApiError(
+        'unsupported_value',
+        `include[]=logprobs is not compatible with response_format '${responseFormat}'. Use 'json' instead.`,
+        'include',
+      );
+    }
+    if (includeLogprobs) options.logprobs = true;
+    parseChunkingStrategy(fields, options);
+    asked = parseGranularities(fields.get('timestamp_granularities'));
+    if (asked && responseFormat !== 'verbose_json') {
+      throw invalid('timestamp_granularities', "timestamp_granularities needs response_format 'verbose_json'.");
+    }
   }
+  parseKnobs(fields, options);
 
-  const asked = task === 'transcribe' ? parseGranularities(fields.get('timestamp_granularities')) : undefined;
-  if (asked && responseFormat !== 'verbose_json') {
-    throw new ApiError(
-      'invalid_value',
-      "timestamp_granularities needs response_format 'verbose_json'.",
-      'timestamp_granularities',
-    );
-  }
   const granularities: ReadonlySet<Granularity> = asked ?? new Set(['segment']);
   if (granularities.has('word')) options.word_timestamps = true;
-
-  return { model, responseFormat, granularities, options };
+  return { model, responseFormat, granularities, stream, includeLogprobs, options };
 }

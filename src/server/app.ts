@@ -8,8 +8,10 @@ import type { Engine } from '../engine/engine.ts';
 import type { ModelRegistry } from '../engine/models.ts';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import { healthRoutes } from './routes/health.ts';
+import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
 import { UploadDirectory } from './uploads.ts';
+import { toApiError } from './errors.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -21,21 +23,6 @@ export interface AppDependencies {
 
 // Request ids a client may set with x-request-id: short and printable, so they are safe in logs.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function toApiError(error: unknown): ApiError {
-  if (error instanceof ApiError) return error;
-  const fastifyError = error as { code?: string; statusCode?: number; message?: string };
-  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ApiError('file_too_large', 'The request body is over the size limit.');
-  }
-  if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new ApiError('invalid_request', "Expected a multipart/form-data body with the fields 'file' and 'model'.");
-  }
-  if (fastifyError.statusCode !== undefined && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    return new ApiError('invalid_request', fastifyError.message ?? 'Bad request.');
-  }
-  return new ApiError('internal_error', 'The server had an unexpected error; it has been logged.');
-}
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
@@ -80,6 +67,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(healthRoutes, deps);
+  await app.register(modelRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
   return app;
 }

@@ -49,7 +49,11 @@ function multipartError(error: unknown, maxBytes: number): ApiError {
   const code = (error as { code?: string }).code;
   switch (code) {
     case 'FST_REQ_FILE_TOO_LARGE':
-      return new ApiError('file_too_large', `The file is larger than the limit of ${maxBytes} bytes.`, 'file');
+      // OpenAI's own wording; the reader stops at the limit, so it has read one byte more.
+      return new ApiError(
+        'file_too_large',
+        `Maximum content size limit (${maxBytes}) exceeded (${maxBytes + 1} bytes read)`,
+      );
     case 'FST_FILES_LIMIT':
       return new ApiError('invalid_request', 'Send exactly one file, in the field "file".', 'file');
     case 'FST_FIELDS_LIMIT':

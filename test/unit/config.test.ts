@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { InvalidConfigError, loadConfig, optionSpecs } from '../../src/config.ts';
-import { errorCodes } from '../../src/errors.ts';
+import { errorKinds } from '../../src/errors.ts';
 import { projectRoot } from '../../src/paths.ts';
 
 const readme = readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
@@ -72,11 +72,16 @@ describe('configuration', () => {
     }
   });
 
-  it('documents every error code in the README', () => {
-    for (const [code, { status }] of Object.entries(errorCodes)) {
-      const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\``));
-      assert.ok(row, `README documents ${code}`);
-      assert.ok(row.includes(String(status)), `README gives the status of ${code}`);
+  it('documents every error in the README with its status, type and wire code', () => {
+    for (const [kind, { status, type, code }] of Object.entries(errorKinds)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${kind}\``));
+      assert.ok(row, `README documents ${kind}`);
+      const cells = row.split('|').map((cell) => cell.trim());
+      assert.deepEqual(
+        cells.slice(2, 5),
+        [String(status), `\`${type}\``, code === null ? 'null' : `\`${code}\``],
+        kind,
+      );
     }
   });
 });

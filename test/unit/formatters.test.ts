@@ -39,6 +39,7 @@ function segment(start: number, end: number, text: string, words: EngineWord[] |
     compression_ratio: 1.5,
     no_speech_prob: 0.01,
     words,
+    logprobs: null,
   };
 }
 
@@ -104,7 +105,7 @@ describe('srt and vtt', () => {
 
   it('renders vtt cues after the header', () => {
     assert.deepEqual(renderTranscript(threeSegments(), 'vtt', NONE), {
-      contentType: 'text/vtt; charset=utf-8',
+      contentType: 'text/plain; charset=utf-8',
       body:
         'WEBVTT\n\n' +
         '00:00:00.000 --> 00:00:02.500\nHello there.\n\n' +
@@ -228,7 +229,7 @@ describe('unicode', () => {
 
 describe('verbose_json', () => {
   const words = (): Transcript => ({
-    task: 'translate',
+    task: 'transcribe',
     info: { language: 'fr', language_probability: 0.9, duration: 4.0001, duration_after_vad: 4 },
     segments: [
       {
@@ -246,6 +247,7 @@ describe('verbose_json', () => {
           { word: ' Bonjour', start: 0, end: 0.6, probability: 0.9 },
           { word: ' tout ', start: 0.6, end: 1.2, probability: 0.8 },
         ],
+        logprobs: null,
       },
       {
         id: 2,
@@ -259,6 +261,7 @@ describe('verbose_json', () => {
         compression_ratio: 1,
         no_speech_prob: 0.03,
         words: null,
+        logprobs: null,
       },
       {
         id: 3,
@@ -272,6 +275,7 @@ describe('verbose_json', () => {
         compression_ratio: 1.3,
         no_speech_prob: 0.04,
         words: [{ word: ' monde.', start: 2, end: 4, probability: 0.7 }],
+        logprobs: null,
       },
     ],
   });
@@ -281,7 +285,7 @@ describe('verbose_json', () => {
     assert.equal(rendered.contentType, 'application/json; charset=utf-8');
     assert.equal(
       rendered.body,
-      '{"task":"translate","language":"french","duration":4.0001,"text":"Bonjour tout le monde.",' +
+      '{"task":"transcribe","language":"french","duration":4.0001,"text":"Bonjour tout le monde.",' +
         '"usage":{"type":"duration","seconds":5}}',
     );
   });
@@ -334,10 +338,21 @@ describe('verbose_json', () => {
     ]);
   });
 
+  it('gives a translation the language of its output, English, and no usage, as OpenAI does', () => {
+    const translation: Transcript = { ...words(), task: 'translate' };
+    assert.deepEqual(parse(translation, NONE), {
+      task: 'translate',
+      language: 'english',
+      duration: 4.0001,
+      text: 'Bonjour tout le monde.',
+    });
+    assert.equal(render(translation, 'json'), '{"text":"Bonjour tout le monde."}');
+  });
+
   it('flattens trimmed words and omits segments when only word granularity is asked', () => {
     const body = parse(words(), WORDS);
     assert.deepEqual(body, {
-      task: 'translate',
+      task: 'transcribe',
       language: 'french',
       duration: 4.0001,
       text: 'Bonjour tout le monde.',

@@ -9,12 +9,12 @@ const form = (entries: Record<string, string | string[]>): FormFields =>
 function rejects(
   fields: FormFields,
   param: string | null,
-  code: string,
+  kind: string,
   task: 'transcribe' | 'translate' = 'transcribe',
 ) {
   assert.throws(
     () => parseTranscriptionRequest(fields, task),
-    (error) => error instanceof ApiError && error.param === param && error.code === code && error.status === 400,
+    (error) => error instanceof ApiError && error.param === param && error.kind === kind && error.status === 400,
   );
 }
 
@@ -60,14 +60,14 @@ describe('transcription request fields', () => {
   });
 
   it('rejects each bad field with its name as param', () => {
-    rejects(form({}), 'model', 'missing_required_parameter');
-    rejects(form({ model: '  ' }), 'model', 'missing_required_parameter');
+    rejects(form({}), 'model', 'missing_model');
+    rejects(form({ model: '  ' }), 'model', 'missing_model');
     rejects(form({ model: 'm', response_format: 'xml' }), 'response_format', 'invalid_value');
     rejects(form({ model: 'm', response_format: 'diarized_json' }), 'response_format', 'unsupported_value');
     rejects(form({ model: 'm', temperature: '1.5' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: 'hot' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: '-0.1' }), 'temperature', 'invalid_value');
-    rejects(form({ model: 'm', language: 'xx' }), 'language', 'invalid_value');
+    rejects(form({ model: 'm', language: 'xx' }), 'language', 'invalid_language');
     rejects(form({ model: 'm', timestamp_granularities: 'word' }), 'timestamp_granularities', 'invalid_value');
     rejects(
       form({ model: 'm', response_format: 'verbose_json', timestamp_granularities: 'character' }),
@@ -75,8 +75,115 @@ describe('transcription request fields', () => {
       'invalid_value',
     );
     rejects(form({ model: ['a', 'b'] }), 'model', 'invalid_value');
-    rejects(form({ model: 'm', stream: 'true' }), 'stream', 'unsupported_value');
     rejects(form({ model: 'm', stream: 'perhaps' }), 'stream', 'invalid_value');
+    rejects(form({ model: 'm', stream: 'true', response_format: 'srt' }), 'response_format', 'unsupported_value');
+    rejects(form({ model: 'm', include: 'tokens' }), 'include', 'invalid_value');
+    rejects(form({ model: 'm', include: 'logprobs', response_format: 'text' }), 'include', 'unsupported_value');
+    rejects(form({ model: 'm', chunking_strategy: 'manual' }), 'chunking_strategy', 'invalid_value');
+    rejects(
+      form({ model: 'm', chunking_strategy: '{"type":"server_vad","threshold":2}' }),
+      'chunking_strategy.threshold',
+      'invalid_value',
+    );
+    rejects(
+      form({ model: 'm', chunking_strategy: '{"type":"server_vad","window":2}' }),
+      'chunking_strategy',
+      'invalid_value',
+    );
+    rejects(form({ model: 'm', chunking_strategy: '{not json' }), 'chunking_strategy', 'invalid_value');
+    rejects(form({ model: 'm', beam_size: '0' }), 'beam_size', 'invalid_value');
+    rejects(form({ model: 'm', beam_size: '2.5' }), 'beam_size', 'invalid_value');
+    rejects(form({ model: 'm', best_of: 'many' }), 'best_of', 'invalid_value');
+    rejects(form({ model: 'm', batch_size: '65' }), 'batch_size', 'invalid_value');
+    rejects(form({ model: 'm', vad_filter: 'yes please' }), 'vad_filter', 'invalid_value');
+    rejects(form({ model: 'm', no_speech_threshold: '1.2' }), 'no_speech_threshold', 'invalid_value');
+    rejects(
+      form({ model: 'm', hallucination_silence_threshold: '0' }),
+      'hallucination_silence_threshold',
+      'invalid_value',
+    );
+    rejects(form({ model: 'm', hotwords: 'x'.repeat(1001) }), 'hotwords', 'invalid_value');
+    rejects(form({ model: 'm', vad_parameters: '[1]' }), 'vad_parameters', 'invalid_value');
+    rejects(form({ model: 'm', vad_parameters: '{"speed":1}' }), 'vad_parameters', 'invalid_value');
+    rejects(form({ model: 'm', 'vad_parameters[threshold]': 'high' }), 'vad_parameters.threshold', 'invalid_value');
+    rejects(
+      form({ model: 'm', vad_parameters: '{}', 'vad_parameters[threshold]': '0.2' }),
+      'vad_parameters',
+      'invalid_value',
+    );
+  });
+
+  it('streams json and text, and asks the engine for logprobs when include[]=logprobs', () => {
+    const streamed = parseTranscriptionRequest(form({ model: 'm', stream: 'true', include: 'logprobs' }), 'transcribe');
+    assert.equal(streamed.stream, true);
+    assert.equal(streamed.includeLogprobs, true);
+    assert.equal(streamed.options.logprobs, true);
+    assert.equal(
+      parseTranscriptionRequest(form({ model: 'm', stream: 'true', response_format: 'text' }), 'transcribe').stream,
+      true,
+    );
+    assert.equal(parseTranscriptionRequest(form({ model: 'm', stream: 'false' }), 'transcribe').stream, false);
+  });
+
+  it('maps chunking_strategy server_vad, as the SDK sends it, onto faster-whisper VAD options', () => {
+    const bracketed = parseTranscriptionRequest(
+      form({
+        model: 'm',
+        'chunking_strategy[type]': 'server_vad',
+        'chunking_strategy[threshold]': '0.4',
+        'chunking_strategy[prefix_padding_ms]': '300',
+        'chunking_strategy[silence_duration_ms]': '500',
+      }),
+      'transcribe',
+    );
+    const expected = { threshold: 0.4, speech_pad_ms: 300, min_silence_duration_ms: 500 };
+    assert.equal(bracketed.options.vad_filter, true);
+    assert.deepEqual(bracketed.options.vad_parameters, expected);
+    const json = parseTranscriptionRequest(
+      form({
+        model: 'm',
+        chunking_strategy: '{"type":"server_vad","threshold":0.4,"prefix_padding_ms":300,"silence_duration_ms":500}',
+      }),
+      'transcribe',
+    );
+    assert.deepEqual(json.options.vad_parameters, expected);
+  });
+
+  it("passes faster-whisper's own knobs through, validated", () => {
+    const request = parseTranscriptionRequest(
+      form({
+        model: 'm',
+        beam_size: '1',
+        best_of: '3',
+        vad_filter: 'true',
+        vad_parameters: '{"threshold":0.3,"min_silence_duration_ms":800}',
+        hotwords: 'ComfyUI',
+        condition_on_previous_text: 'false',
+        without_timestamps: 'true',
+        no_speech_threshold: '0.5',
+        hallucination_silence_threshold: '2',
+        batch_size: '8',
+      }),
+      'translate',
+    );
+    assert.deepEqual(request.options, {
+      task: 'translate',
+      temperature: [0, 0.2, 0.4, 0.6, 0.8, 1],
+      beam_size: 1,
+      best_of: 3,
+      batch_size: 8,
+      vad_filter: true,
+      condition_on_previous_text: false,
+      without_timestamps: true,
+      no_speech_threshold: 0.5,
+      hallucination_silence_threshold: 2,
+      hotwords: 'ComfyUI',
+      vad_parameters: { threshold: 0.3, min_silence_duration_ms: 800 },
+    });
+    assert.deepEqual(
+      unknownFields(form({ model: 'm', beam_size: '1', 'vad_parameters[threshold]': '0.2' }), 'transcribe'),
+      [],
+    );
   });
 
   it('translations take no language and always translate', () => {

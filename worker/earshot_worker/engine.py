@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 
+from .logprobs import AlignmentRecorder
 from .protocol import SegmentMessage
 
 log = logging.getLogger("earshot_worker")
 
 SAMPLING_RATE = 16000
+# OpenAI refuses audio shorter than 0.1 s ("audio_too_short"); so does earshot.
+MINIMUM_SAMPLES = SAMPLING_RATE // 10
 
 # The transcribe() keyword arguments a job may set. The gateway validates values; this list keeps
 # a malformed message from reaching faster-whisper with arguments it was never meant to get.
@@ -42,6 +45,8 @@ ALLOWED_OPTIONS = frozenset(
         "hallucination_silence_threshold",
     }
 )
+# Options the worker handles itself rather than passing to transcribe().
+WORKER_OPTIONS = frozenset({"logprobs", "batch_size"})
 
 
 class JobError(Exception):
@@ -61,7 +66,7 @@ class Job:
 
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
                download_root: str | None, local_files_only: bool) -> WhisperModel:
-    return WhisperModel(
+    whisper = WhisperModel(
         model,
         device=device,
         compute_type=compute_type,
@@ -69,6 +74,8 @@ def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
         download_root=download_root,
         local_files_only=local_files_only,
     )
+    whisper.model = AlignmentRecorder(whisper.model)
+    return whisper
 
 
 def warm_up(model: WhisperModel) -> None:
@@ -89,10 +96,12 @@ def decode(path: str) -> np.ndarray:
         raise JobError("invalid_audio", f"the file could not be decoded as audio ({reason})") from error
     if audio.size == 0:
         raise JobError("invalid_audio", "the file contains no audio samples")
+    if audio.size < MINIMUM_SAMPLES:
+        raise JobError("audio_too_short", f"the audio lasts {audio.size / SAMPLING_RATE:.3f} s, less than 0.1 s")
     return audio
 
 
-def segment_message(segment: Any) -> SegmentMessage:
+def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
     words = None
     if segment.words is not None:
         words = [
@@ -111,21 +120,34 @@ def segment_message(segment: Any) -> SegmentMessage:
         "compression_ratio": segment.compression_ratio,
         "no_speech_prob": segment.no_speech_prob,
         "words": words,
+        "logprobs": logprobs,
     }
 
 
 def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None]) -> None:
     """Runs one job, sending info, then each segment as it is decoded, then done or error."""
     started = time.monotonic()
+    recorder: AlignmentRecorder = model.model
     try:
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
-        unknown = sorted(set(job.options) - ALLOWED_OPTIONS)
+        unknown = sorted(set(job.options) - ALLOWED_OPTIONS - WORKER_OPTIONS)
         if unknown:
             raise JobError("invalid_options", f"unsupported options: {', '.join(unknown)}")
+        options = {name: value for name, value in job.options.items() if name not in WORKER_OPTIONS}
+        want_logprobs = bool(job.options.get("logprobs"))
+        if want_logprobs:
+            # Token probabilities come from the alignment pass that word timestamps run.
+            options["word_timestamps"] = True
+            recorder.start()
+        batch_size = job.options.get("batch_size")
         audio = decode(job.audio)
         try:
-            segments, info = model.transcribe(audio, **job.options)
+            if batch_size is not None:
+                # The batched pipeline keeps per-call state, so each job gets its own.
+                segments, info = BatchedInferencePipeline(model).transcribe(audio, batch_size=int(batch_size), **options)
+            else:
+                segments, info = model.transcribe(audio, **options)
         except (TypeError, ValueError) as error:
             raise JobError("invalid_options", str(error)) from error
         send(
@@ -138,10 +160,15 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
                 "duration_after_vad": info.duration_after_vad,
             }
         )
+        eot = model.hf_tokenizer.token_to_id("<|endoftext|>")
         for segment in segments:
             if job.cancelled.is_set():
                 raise JobError("cancelled", "the job was cancelled")
-            send({"type": "segment", "job": job.id, "segment": segment_message(segment)})
+            logprobs = None
+            if want_logprobs:
+                text_tokens = [token for token in segment.tokens if token < eot]
+                logprobs = recorder.take(text_tokens, model.hf_tokenizer)
+            send({"type": "segment", "job": job.id, "segment": segment_message(segment, logprobs)})
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
         send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})
@@ -150,3 +177,5 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
     except Exception as error:  # a fault in the engine must cost this job, never the worker
         log.exception("job %s failed", job.id)
         send({"type": "error", "job": job.id, "code": "model_error", "message": f"{type(error).__name__}: {error}"})
+    finally:
+        recorder.stop()

@@ -1,11 +1,21 @@
 // POST /v1/audio/transcriptions and /v1/audio/translations: thin glue from the form to the engine
-// to a formatter. Validation lives in protocol/, scheduling in engine/, rendering in formatters.
+// to a formatter or an event stream. Validation lives in protocol/, scheduling in engine/.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../../errors.ts';
-import { renderTranscript, type RenderedBody } from '../../protocol/formatters.ts';
-import { parseTranscriptionRequest, unknownFields, type Task } from '../../protocol/transcription-request.ts';
+import type { ResolvedModel } from '../../engine/models.ts';
+import type { Transcript } from '../../engine/messages.ts';
+import type { JobListener } from '../../engine/worker.ts';
+import { ApiError, JobCancelledError } from '../../errors.ts';
+import { renderTranscript } from '../../protocol/formatters.ts';
+import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../protocol/stream-events.ts';
+import {
+  parseTranscriptionRequest,
+  unknownFields,
+  type Task,
+  type TranscriptionRequest,
+} from '../../protocol/transcription-request.ts';
 import type { AppDependencies } from '../app.ts';
-import { receiveForm, type UploadDirectory } from '../uploads.ts';
+import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
+import { toApiError } from '../errors.ts';
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -17,36 +27,111 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+interface Job {
+  task: Task;
+  request: TranscriptionRequest;
+  model: ResolvedModel;
+  upload: Upload;
+}
+
 export async function transcriptionRoutes(
   app: FastifyInstance,
   deps: AppDependencies & { uploads: UploadDirectory },
 ): Promise<void> {
-  async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  /** Runs a job to its transcript; the upload is removed before anything is sent back. */
+  async function transcribe(
+    job: Job,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    listener: JobListener = {},
+  ): Promise<Transcript> {
+    try {
+      request.log.info(
+        { model: job.model.id, task: job.task, bytes: job.upload.bytes, format: job.request.responseFormat },
+        'job queued',
+      );
+      const transcript = await deps.engine.transcribe(
+        job.model,
+        { id: request.id, audioPath: job.upload.path, task: job.task, options: job.request.options, listener },
+        clientGone(reply),
+      );
+      request.log.info({ model: job.model.id, audioSeconds: transcript.info.duration }, 'job done');
+      return transcript;
+    } finally {
+      await job.upload.remove();
+    }
+  }
+
+  async function respond(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const transcript = await transcribe(job, request, reply);
+    const rendered = renderTranscript(transcript, job.request.responseFormat, {
+      granularities: job.request.granularities,
+      includeLogprobs: job.request.includeLogprobs,
+    });
+    return reply.type(rendered.contentType).send(rendered.body);
+  }
+
+  /**
+   * Server-sent events. The stream starts when the engine has decoded the audio, so a file that is
+   * not audio still gets a plain 400; after that, text goes out word by word as segments are decoded.
+   */
+  async function stream(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const splitter = new DeltaSplitter();
+    const includeLogprobs = job.request.includeLogprobs;
+    const start = () => {
+      if (reply.sent) return;
+      reply.hijack();
+      reply.raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-request-id': request.id,
+      });
+    };
+    let transcript: Transcript;
+    try {
+      transcript = await transcribe(job, request, reply, {
+        onInfo: start,
+        onSegment: (segment) => {
+          for (const delta of splitter.push(segment, includeLogprobs)) reply.raw.write(deltaEvent(delta));
+        },
+      });
+    } catch (error) {
+      if (!reply.sent) throw error;
+      if (error instanceof JobCancelledError) {
+        request.log.info('client disconnected; job cancelled');
+      } else {
+        const apiError = toApiError(error);
+        request.log.error({ err: error, code: apiError.code }, `stream failed: ${apiError.message}`);
+        reply.raw.write(errorEvent(apiError.toJSON()));
+      }
+      reply.raw.end();
+      return;
+    }
+    reply.raw.end(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
+  }
+
+  async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
     const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes);
-    let rendered: RenderedBody;
-    // The upload is removed before the response is sent, so a client that has its answer never
-    // finds its audio still on the server.
+    let job: Job;
     try {
       const ignored = unknownFields(form.fields, task);
       if (ignored.length > 0) request.log.warn({ fields: ignored }, 'ignoring unknown form fields');
       const parsed = parseTranscriptionRequest(form.fields, task);
-      if (!form.file) throw new ApiError('missing_required_parameter', "Missing required parameter: 'file'.", 'file');
+      if (!form.file) throw new ApiError('missing_file', "Missing required parameter: 'file'.");
       const model = deps.registry.resolve(parsed.model);
       if (!model) {
-        throw new ApiError('model_not_found', `The model '${parsed.model}' does not exist.`, 'model');
+        throw new ApiError(
+          'model_not_found',
+          `The model \`${parsed.model}\` does not exist or you do not have access to it.`,
+        );
       }
-      request.log.info({ model: model.id, task, bytes: form.file.bytes, format: parsed.responseFormat }, 'job queued');
-      const transcript = await deps.engine.transcribe(
-        model,
-        { id: request.id, audioPath: form.file.path, task, options: parsed.options },
-        clientGone(reply),
-      );
-      request.log.info({ model: model.id, audioSeconds: transcript.info.duration }, 'job done');
-      rendered = renderTranscript(transcript, parsed.responseFormat, { granularities: parsed.granularities });
-    } finally {
+      job = { task, request: parsed, model, upload: form.file };
+    } catch (error) {
       await form.file?.remove();
+      throw error;
     }
-    return reply.type(rendered.contentType).send(rendered.body);
+    return job.request.stream ? stream(job, request, reply) : respond(job, request, reply);
   }
 
   app.post('/v1/audio/transcriptions', (request, reply) => handle('transcribe', request, reply));
