@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { InvalidConfigError, loadConfig, optionSpecs } from '../../src/config.ts';
 import { errorKinds } from '../../src/errors.ts';
 import { projectRoot } from '../../src/paths.ts';
+import { engineKnobs } from '../../src/protocol/transcription-request.ts';
 
 const readme = readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
 
@@ -81,6 +82,15 @@ describe('configuration', () => {
         cells.slice(2, 5),
         [String(status), `\`${type}\``, code === null ? 'null' : `\`${code}\``],
         kind,
+      );
+    }
+  });
+
+  it('documents every faster-whisper knob a request may set', () => {
+    for (const knob of Object.keys(engineKnobs)) {
+      assert.ok(
+        readme.split('\n').some((line) => line.startsWith(`| \`${knob}\``)),
+        `README documents the ${knob} field`,
       );
     }
   });
