@@ -20,6 +20,21 @@ export interface Config {
   workerPython: string;
   workerStartTimeoutMs: number;
   logLevel: string;
+  apiKeys: string[];
+  apiKeyFile: string | undefined;
+  publicHealth: boolean;
+  publicMetrics: boolean;
+  maxAudioSeconds: number;
+  maxQueuedJobs: number;
+  maxHeaderBytes: number;
+  uploadIdleTimeoutMs: number;
+  requestTimeoutMs: number;
+  jobTimeoutMs: number;
+  rateLimitPerMinute: number;
+  corsOrigins: string[];
+  workerMaxJobs: number;
+  workerMaxRssMb: number;
+  shutdownGraceMs: number;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -66,6 +81,14 @@ const oneOf =
   };
 
 const directory: Parser<string> = (raw) => path.resolve(text(raw));
+
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+const optionalFile: Parser<string | undefined> = (raw) => (raw.trim() === '' ? undefined : path.resolve(raw.trim()));
 
 const optionalDirectory: Parser<string | undefined> = (raw) => (raw.trim() === '' ? undefined : directory(raw));
 
@@ -220,6 +243,129 @@ export const optionSpecs = [
     default: 'info',
     description: 'Log level: `fatal`, `error`, `warn`, `info`, `debug` or `trace`.',
     parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+  {
+    key: 'apiKeys',
+    env: 'EARSHOT_API_KEYS',
+    flag: '--api-keys',
+    default: '',
+    description:
+      'Comma-separated API keys clients must send as `Authorization: Bearer KEY`. With none (and no key file), every request is accepted.',
+    parse: list,
+  },
+  {
+    key: 'apiKeyFile',
+    env: 'EARSHOT_API_KEY_FILE',
+    flag: '--api-key-file',
+    default: '',
+    description: 'A file of API keys, one per line (`#` starts a comment); added to EARSHOT_API_KEYS.',
+    parse: optionalFile,
+  },
+  {
+    key: 'publicHealth',
+    env: 'EARSHOT_PUBLIC_HEALTH',
+    flag: '--public-health',
+    default: 'true',
+    description: '`/health` and `/ready` answer without an API key.',
+    parse: boolean,
+  },
+  {
+    key: 'publicMetrics',
+    env: 'EARSHOT_PUBLIC_METRICS',
+    flag: '--public-metrics',
+    default: 'false',
+    description: '`/metrics` answers without an API key.',
+    parse: boolean,
+  },
+  {
+    key: 'maxAudioSeconds',
+    env: 'EARSHOT_MAX_AUDIO_SECONDS',
+    flag: '--max-audio-seconds',
+    default: '10800',
+    description: 'Longest audio accepted, in seconds; longer gets 400 `audio_too_long` (checked before decoding).',
+    parse: integer(1),
+  },
+  {
+    key: 'maxQueuedJobs',
+    env: 'EARSHOT_MAX_QUEUED_JOBS',
+    flag: '--max-queued-jobs',
+    default: '64',
+    description: 'Jobs that may wait per model; when full, requests get 429 with `retry-after`.',
+    parse: integer(0),
+  },
+  {
+    key: 'maxHeaderBytes',
+    env: 'EARSHOT_MAX_HEADER_BYTES',
+    flag: '--max-header-bytes',
+    default: '16KiB',
+    description: 'Largest request header block; larger gets 431.',
+    parse: byteSize,
+  },
+  {
+    key: 'uploadIdleTimeoutMs',
+    env: 'EARSHOT_UPLOAD_IDLE_TIMEOUT_MS',
+    flag: '--upload-idle-timeout-ms',
+    default: '30000',
+    description: 'An upload that sends no byte for this long gets 408 `upload_timeout` and is dropped.',
+    parse: integer(100),
+  },
+  {
+    key: 'requestTimeoutMs',
+    env: 'EARSHOT_REQUEST_TIMEOUT_MS',
+    flag: '--request-timeout-ms',
+    default: '600000',
+    description: 'Longest time to receive a whole request (headers and body); 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'jobTimeoutMs',
+    env: 'EARSHOT_JOB_TIMEOUT_MS',
+    flag: '--job-timeout-ms',
+    default: '900000',
+    description:
+      'Longest a job may run on a worker; a worker past it is taken to be hung, killed and replaced, and the request gets 504 `job_timeout`. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'rateLimitPerMinute',
+    env: 'EARSHOT_RATE_LIMIT_PER_MINUTE',
+    flag: '--rate-limit-per-minute',
+    default: '0',
+    description:
+      'Requests per minute per API key (per client address without keys); past it, 429 with `retry-after`. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'corsOrigins',
+    env: 'EARSHOT_CORS_ORIGINS',
+    flag: '--cors-origins',
+    default: '',
+    description: 'Comma-separated origins allowed by CORS (`*` for any); empty turns CORS off.',
+    parse: list,
+  },
+  {
+    key: 'workerMaxJobs',
+    env: 'EARSHOT_WORKER_MAX_JOBS',
+    flag: '--worker-max-jobs',
+    default: '0',
+    description: 'Replace a worker after this many jobs (0: never).',
+    parse: integer(0),
+  },
+  {
+    key: 'workerMaxRssMb',
+    env: 'EARSHOT_WORKER_MAX_RSS_MB',
+    flag: '--worker-max-rss-mb',
+    default: '0',
+    description: 'Replace a worker whose resident memory is above this after a job (0: never).',
+    parse: integer(0),
+  },
+  {
+    key: 'shutdownGraceMs',
+    env: 'EARSHOT_SHUTDOWN_GRACE_MS',
+    flag: '--shutdown-grace-ms',
+    default: '30000',
+    description: 'On SIGTERM, how long in-flight requests may take to finish before the workers are stopped.',
+    parse: integer(0),
   },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
 

@@ -54,6 +54,42 @@ export const errorKinds = {
     code: 'model_not_found',
     doc: 'No model of that name can be served.',
   },
+  audio_too_long: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'audio_too_long',
+    doc: 'The audio is longer than EARSHOT_MAX_AUDIO_SECONDS.',
+  },
+  upload_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    code: 'upload_timeout',
+    doc: 'The upload stalled for longer than EARSHOT_UPLOAD_IDLE_TIMEOUT_MS.',
+  },
+  missing_api_key: {
+    status: 401,
+    type: 'invalid_request_error',
+    code: null,
+    doc: 'No `Authorization: Bearer KEY` header, and keys are configured.',
+  },
+  invalid_api_key: {
+    status: 401,
+    type: 'invalid_request_error',
+    code: 'invalid_api_key',
+    doc: 'The key is not one of the configured keys.',
+  },
+  rate_limited: {
+    status: 429,
+    type: 'requests',
+    code: 'rate_limit_exceeded',
+    doc: 'More requests per minute than EARSHOT_RATE_LIMIT_PER_MINUTE (`retry-after` says when to retry).',
+  },
+  server_overloaded: {
+    status: 429,
+    type: 'server_error',
+    code: 'server_overloaded',
+    doc: 'The model’s queue is full (EARSHOT_MAX_QUEUED_JOBS; `retry-after` says when to retry).',
+  },
   not_found: { status: 404, type: 'invalid_request_error', code: null, doc: 'No such route.' },
   model_load_failed: {
     status: 503,
@@ -72,6 +108,12 @@ export const errorKinds = {
     type: 'server_error',
     code: 'engine_crashed',
     doc: 'The engine worker died while running the request (it is restarted).',
+  },
+  job_timeout: {
+    status: 504,
+    type: 'server_error',
+    code: 'job_timeout',
+    doc: 'The job ran past EARSHOT_JOB_TIMEOUT_MS; its worker was replaced.',
   },
   engine_error: { status: 500, type: 'server_error', code: 'engine_error', doc: 'The engine failed on this request.' },
   internal_error: {
@@ -98,6 +140,8 @@ export class ApiError extends Error {
     readonly kind: ErrorKind,
     message: string,
     readonly param: string | null = null,
+    /** Seconds after which a retry may succeed (429s), sent as `retry-after`. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'ApiError';

@@ -4,7 +4,9 @@ import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import { ModelRegistry, readBundledModels } from './engine/models.ts';
+import { Metrics } from './metrics.ts';
 import { buildApp } from './server/app.ts';
+import { loadApiKeys } from './server/plugins/auth.ts';
 
 function readConfig(): Config {
   try {
@@ -31,21 +33,40 @@ if (!defaultModel) {
   process.exit(2);
 }
 
+const metrics = new Metrics();
 const engine = new Engine(
   {
-    python: config.workerPython,
-    device: config.device,
-    computeType: config.computeType,
-    cpuThreads: config.cpuThreads,
-    hubDownload: config.hubDownload,
-    hubCacheDir: config.hubCacheDir,
-    startTimeoutMs: config.workerStartTimeoutMs,
+    worker: {
+      python: config.workerPython,
+      device: config.device,
+      computeType: config.computeType,
+      cpuThreads: config.cpuThreads,
+      hubDownload: config.hubDownload,
+      hubCacheDir: config.hubCacheDir,
+      startTimeoutMs: config.workerStartTimeoutMs,
+      jobTimeoutMs: config.jobTimeoutMs,
+      maxAudioSeconds: config.maxAudioSeconds,
+    },
+    maxQueuedJobs: config.maxQueuedJobs,
+    workerMaxJobs: config.workerMaxJobs,
+    workerMaxRssMb: config.workerMaxRssMb,
+    observer: metrics,
   },
   log,
 );
-const app = await buildApp({ config, engine, registry, logger: log });
+metrics.watchEngine(engine);
+function readApiKeys(): string[] {
+  try {
+    return loadApiKeys(config.apiKeys, config.apiKeyFile);
+  } catch (error) {
+    log.fatal(`EARSHOT_API_KEY_FILE could not be read: ${(error as Error).message}`);
+    process.exit(2);
+  }
+}
 
-closeWithGrace({ delay: 30_000, logger: log }, async ({ signal, err }) => {
+const app = await buildApp({ config, engine, registry, metrics, apiKeys: readApiKeys(), logger: log });
+
+closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error');
   else log.info({ signal }, 'shutting down');
   await app.close();

@@ -1,4 +1,4 @@
-// The engine: one pool of workers per loaded model, each pool with its own FIFO queue of jobs.
+// The engine: one pool of workers per loaded model, each pool with its own bounded FIFO queue.
 // The default model is pinned: it is loaded at start and reloaded whenever its worker fails. Other
 // models are loaded on first use; a model that cannot be loaded fails the requests waiting for it.
 import type { Logger } from 'pino';
@@ -8,10 +8,37 @@ import type { ResolvedModel } from './models.ts';
 import { EngineWorker, type JobSpec, type WorkerSettings } from './worker.ts';
 
 const RESTART_BACKOFF_MS = { first: 500, max: 30_000 };
+// Until a model has finished a job, a retry-after estimate assumes this many seconds per job.
+const ASSUMED_JOB_SECONDS = 5;
+
+/** What the engine reports as it works; metrics listen here. */
+export interface EngineObserver {
+  jobStarted?(model: string, queueSeconds: number): void;
+  jobFinished?(
+    model: string,
+    outcome: 'ok' | 'error' | 'cancelled',
+    processingSeconds: number,
+    transcript?: Transcript,
+  ): void;
+  workerRestarted?(model: string, reason: string): void;
+  modelLoaded?(model: string, loadSeconds: number): void;
+}
+
+export interface EngineOptions {
+  worker: WorkerSettings;
+  /** Jobs that may wait per model before new ones get 429. */
+  maxQueuedJobs: number;
+  /** Replace a worker after this many jobs (0: never). */
+  workerMaxJobs: number;
+  /** Replace a worker above this resident memory after a job (0: never). */
+  workerMaxRssMb: number;
+  observer?: EngineObserver;
+}
 
 interface QueuedJob {
   spec: JobSpec;
   signal: AbortSignal | undefined;
+  queuedAt: number;
   resolve: (transcript: Transcript) => void;
   reject: (error: Error) => void;
 }
@@ -25,6 +52,7 @@ export interface PoolStatus {
   queued: number;
   running: number;
   restarts: number;
+  maxQueued: number;
   lastError: string | undefined;
 }
 
@@ -37,13 +65,14 @@ class ModelPool {
   private consecutiveFailures = 0;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
+  private averageJobSeconds = ASSUMED_JOB_SECONDS;
   readonly firstReady: Promise<void>;
   private resolveFirstReady!: () => void;
   private rejectFirstReady!: (error: Error) => void;
 
   constructor(
     readonly model: ResolvedModel,
-    private readonly settings: WorkerSettings,
+    private readonly options: EngineOptions,
     private readonly pinned: boolean,
     private readonly log: Logger,
     private readonly onFailed: (pool: ModelPool) => void,
@@ -60,8 +89,19 @@ class ModelPool {
     if (this.state === 'failed' && !this.pinned) {
       return Promise.reject(new ApiError('model_load_failed', this.lastError ?? 'The model could not be loaded.'));
     }
+    if (this.queue.length >= this.options.maxQueuedJobs) {
+      const retryAfter = this.retryAfterSeconds();
+      return Promise.reject(
+        new ApiError(
+          'server_overloaded',
+          `The server is overloaded: ${this.queue.length} jobs are waiting for model ${this.model.id}. Retry after ${retryAfter} s.`,
+          null,
+          retryAfter,
+        ),
+      );
+    }
     return new Promise<Transcript>((resolve, reject) => {
-      const job: QueuedJob = { spec, signal, resolve, reject };
+      const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
       if (signal?.aborted) return reject(new JobCancelledError());
       signal?.addEventListener('abort', () => this.cancel(job), { once: true });
       this.queue.push(job);
@@ -78,6 +118,7 @@ class ModelPool {
       queued: this.queue.length,
       running: workers.filter((w) => w.busy).length,
       restarts: this.restarts,
+      maxQueued: this.options.maxQueuedJobs,
       lastError: this.lastError,
     };
   }
@@ -89,6 +130,12 @@ class ModelPool {
       job.reject(new ApiError('server_not_ready', 'The server is shutting down.'));
     }
     await Promise.all([...this.workers].map((worker) => worker.stop()));
+  }
+
+  /** How long until the queue has room: the jobs ahead, shared among the workers, at the recent pace. */
+  private retryAfterSeconds(): number {
+    const workers = Math.max(1, [...this.workers].filter((w) => w.usable).length);
+    return Math.max(1, Math.ceil((this.averageJobSeconds * (this.queue.length + 1)) / workers));
   }
 
   private cancel(job: QueuedJob): void {
@@ -106,24 +153,64 @@ class ModelPool {
       if (this.queue.length === 0) return;
       if (!worker.usable || worker.busy) continue;
       const job = this.queue.shift()!;
-      worker
-        .run(job.spec)
-        .then(job.resolve, job.reject)
-        .finally(() => this.dispatch());
+      this.run(worker, job);
     }
   }
 
+  private run(worker: EngineWorker, job: QueuedJob): void {
+    const started = performance.now();
+    this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
+    worker.run(job.spec).then(
+      (transcript) => {
+        const seconds = (performance.now() - started) / 1000;
+        this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * seconds;
+        this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
+        job.resolve(transcript);
+        this.afterJob(worker);
+      },
+      (error: Error) => {
+        const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
+        this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
+        job.reject(error);
+        this.afterJob(worker);
+      },
+    );
+  }
+
+  /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */
+  private afterJob(worker: EngineWorker): void {
+    if (worker.usable && !this.stopping) {
+      const { workerMaxJobs, workerMaxRssMb } = this.options;
+      const rss = workerMaxRssMb > 0 ? worker.rssMb() : undefined;
+      const reason =
+        workerMaxJobs > 0 && worker.jobsDone >= workerMaxJobs
+          ? `it has run ${worker.jobsDone} jobs`
+          : rss !== undefined && rss > workerMaxRssMb
+            ? `its memory is ${Math.round(rss)} MiB`
+            : undefined;
+      if (reason) {
+        this.log.info({ model: this.model.id, pid: worker.pid, reason }, 'recycling engine worker');
+        this.workers.delete(worker);
+        void worker.stop();
+        this.startWorker();
+      }
+    }
+    this.dispatch();
+  }
+
   private startWorker(): void {
-    const worker = new EngineWorker(this.model, this.settings, this.log);
+    const worker = new EngineWorker(this.model, this.options.worker, this.log);
     this.workers.add(worker);
     worker.once('exit', (reason) => {
-      this.workers.delete(worker);
+      // A worker recycled on purpose has already left the pool.
+      if (!this.workers.delete(worker)) return;
       // A load failure of an on-demand model is handled by the `ready` rejection below.
       if (this.stopping || (!worker.loaded && !this.pinned)) return;
       if (worker.loaded) {
         this.log.error({ model: this.model.id, reason, stderr: worker.recentStderr() }, 'engine worker died');
       }
       this.lastError = `engine worker ${reason}`;
+      this.options.observer?.workerRestarted?.(this.model.id, reason);
       this.scheduleRestart();
     });
     worker.ready.then(
@@ -131,6 +218,7 @@ class ModelPool {
         this.state = 'ready';
         this.consecutiveFailures = 0;
         this.lastError = undefined;
+        this.options.observer?.modelLoaded?.(this.model.id, worker.loadSeconds ?? 0);
         this.resolveFirstReady();
         this.dispatch();
       },
@@ -166,7 +254,7 @@ export class Engine {
   private stopped = false;
 
   constructor(
-    private readonly settings: WorkerSettings,
+    private readonly options: EngineOptions,
     private readonly log: Logger,
   ) {}
 
@@ -197,7 +285,7 @@ export class Engine {
   private pool(model: ResolvedModel, pinned: boolean): ModelPool {
     let pool = this.pools.get(model.id);
     if (!pool) {
-      pool = new ModelPool(model, this.settings, pinned, this.log, (failed) => {
+      pool = new ModelPool(model, this.options, pinned, this.log, (failed) => {
         if (this.pools.get(failed.model.id) === failed) this.pools.delete(failed.model.id);
       });
       this.pools.set(model.id, pool);

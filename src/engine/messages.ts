@@ -69,7 +69,13 @@ export interface EngineInfo {
 
 /** Stable codes a worker reports a failed job with. */
 export type JobErrorCode =
-  'invalid_audio' | 'audio_too_short' | 'invalid_options' | 'model_error' | 'cancelled' | 'bad_message';
+  | 'invalid_audio'
+  | 'audio_too_short'
+  | 'audio_too_long'
+  | 'invalid_options'
+  | 'model_error'
+  | 'cancelled'
+  | 'bad_message';
 
 export type WorkerEvent =
   | { type: 'ready'; model: string; load_seconds: number }

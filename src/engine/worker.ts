@@ -3,6 +3,7 @@
 // then SIGKILL. A worker that dies fails the job it held with a clear error; the pool replaces it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { ApiError, JobCancelledError } from '../errors.ts';
@@ -25,6 +26,9 @@ export interface WorkerSettings {
   hubDownload: boolean;
   hubCacheDir: string | undefined;
   startTimeoutMs: number;
+  /** A job running longer than this means a hung worker: it is killed (0: no limit). */
+  jobTimeoutMs: number;
+  maxAudioSeconds: number;
 }
 
 /** Receives a job's results as the engine produces them, before the job finishes. */
@@ -62,6 +66,7 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   const args = ['-m', 'earshot_worker', '--model', source, '--name', model.id];
   args.push('--device', settings.device, '--compute-type', settings.computeType);
   args.push('--cpu-threads', String(settings.cpuThreads));
+  args.push('--max-audio-seconds', String(settings.maxAudioSeconds));
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);
     if (!settings.hubDownload) args.push('--local-files-only');
@@ -75,6 +80,8 @@ function jobError(code: string, message: string): Error {
       return new JobCancelledError();
     case 'invalid_audio':
       return new ApiError('invalid_audio', `Invalid file format: ${message}. ${SUPPORTED_FORMATS}`);
+    case 'audio_too_long':
+      return new ApiError('audio_too_long', `The audio is too long: ${message}.`, 'file');
     case 'audio_too_short':
       return new ApiError('audio_too_short', 'Audio file is too short. Minimum audio length is 0.1 seconds.', 'file');
     case 'invalid_options':
@@ -86,11 +93,18 @@ function jobError(code: string, message: string): Error {
 
 export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
   readonly ready: Promise<void>;
+  /** Seconds the model took to load and warm up, once ready. */
+  loadSeconds: number | undefined;
+  jobsDone = 0;
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly stderrTail: string[] = [];
   private running: RunningJob | undefined;
+  private jobTimer: NodeJS.Timeout | undefined;
+  private timedOut = false;
   private alive = true;
   private isReady = false;
+
+  private readonly jobTimeoutMs: number;
 
   constructor(
     readonly model: ResolvedModel,
@@ -103,6 +117,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.log = log.child({ model: model.id, pid: this.child.pid });
+    this.jobTimeoutMs = settings.jobTimeoutMs;
     this.ready = this.watch(settings.startTimeoutMs);
     // The pool awaits `ready`; a rejection nobody awaits yet must not crash the process.
     this.ready.catch(() => undefined);
@@ -110,6 +125,17 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Resident memory of the worker process in MiB (Linux), or undefined where it cannot be read. */
+  rssMb(): number | undefined {
+    try {
+      const status = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+      const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+      return kib === undefined ? undefined : Number(kib) / 1024;
+    } catch {
+      return undefined;
+    }
   }
 
   get busy(): boolean {
@@ -130,6 +156,13 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     if (!this.usable || this.running) throw new Error('worker is not ready or already busy');
     return new Promise<Transcript>((resolve, reject) => {
       this.running = { spec, segments: [], cancelled: false, resolve, reject };
+      if (this.jobTimeoutMs > 0) {
+        this.jobTimer = setTimeout(() => {
+          this.log.error({ job: spec.id, timeoutMs: this.jobTimeoutMs }, 'job timed out; killing the worker as hung');
+          this.timedOut = true;
+          this.child.kill('SIGKILL');
+        }, this.jobTimeoutMs);
+      }
       this.send({ type: 'transcribe', job: spec.id, audio: spec.audioPath, options: spec.options });
     });
   }
@@ -189,6 +222,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
         if (event.type === 'ready') {
           clearTimeout(timeout);
           this.isReady = true;
+          this.loadSeconds = event.load_seconds;
           this.log.info({ loadSeconds: event.load_seconds }, 'engine worker ready');
           resolve();
         } else if (event.type === 'fatal') {
@@ -205,8 +239,13 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
       });
       this.child.on('exit', (code, signal) => {
         clearTimeout(timeout);
+        clearTimeout(this.jobTimer);
         this.alive = false;
-        const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        const reason = this.timedOut
+          ? `was killed after a job ran past ${this.jobTimeoutMs} ms`
+          : signal
+            ? `killed by ${signal}`
+            : `exited with code ${code}`;
         reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: the worker ${reason}.`));
         const job = this.running;
         this.running = undefined;
@@ -214,12 +253,23 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
           job.reject(
             job.cancelled
               ? new JobCancelledError()
-              : new ApiError('engine_crashed', `The engine worker stopped (${reason}) while transcribing; try again.`),
+              : this.timedOut
+                ? new ApiError('job_timeout', `The job took longer than ${this.jobTimeoutMs} ms and was stopped.`)
+                : new ApiError(
+                    'engine_crashed',
+                    `The engine worker stopped (${reason}) while transcribing; try again.`,
+                  ),
           );
         }
         this.emit('exit', reason);
       });
     });
+  }
+
+  private finishJob(): void {
+    clearTimeout(this.jobTimer);
+    this.running = undefined;
+    this.jobsDone++;
   }
 
   private onJobEvent(event: Exclude<WorkerEvent, { type: 'ready' | 'fatal' }>): void {
@@ -240,7 +290,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
         job.spec.listener?.onSegment?.(event.segment);
         break;
       case 'done':
-        this.running = undefined;
+        this.finishJob();
         if (!job.info) {
           job.reject(new ApiError('engine_error', 'The engine finished without describing the audio.'));
         } else {
@@ -248,7 +298,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
         }
         break;
       case 'error':
-        this.running = undefined;
+        this.finishJob();
         job.reject(jobError(event.code, event.message));
         break;
     }

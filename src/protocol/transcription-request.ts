@@ -22,7 +22,7 @@ export interface TranscriptionRequest {
   options: TranscribeOptions;
 }
 
-const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'vtt', 'verbose_json'];
+const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'verbose_json', 'vtt'];
 const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text'];
 const GRANULARITIES: readonly Granularity[] = ['word', 'segment'];
 // faster-whisper's own temperature fallback schedule, which OpenAI's temperature=0 stands for.

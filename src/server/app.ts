@@ -1,32 +1,71 @@
-// The Fastify application: plugins, the one error handler that speaks OpenAI's error shape, routes.
-// Built by a factory so tests can start it on a free port with any engine.
+// The Fastify application: limits, auth, CORS, the one error handler that speaks OpenAI's error
+// shape, one log line and one metrics sample per request, routes. Built by a factory so tests can
+// start it on a free port.
+import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { randomUUID } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { ModelRegistry } from '../engine/models.ts';
 import { ApiError, JobCancelledError } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import { toApiError } from './errors.ts';
+import { ApiKeyChecker, installApiKeyCheck } from './plugins/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
 import { UploadDirectory } from './uploads.ts';
-import { toApiError } from './errors.ts';
 
 export interface AppDependencies {
   config: Config;
   engine: Engine;
   registry: ModelRegistry;
+  apiKeys?: readonly string[];
+  metrics?: Metrics;
   /** The process's logger; tests leave it out and get one at the configured level. */
   logger?: FastifyBaseLogger;
+}
+
+/** What a request did, for its one log line. Routes fill in what they know. */
+export interface RequestSummary {
+  model?: string;
+  task?: string;
+  audioSeconds?: number;
+  error?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    summary: RequestSummary;
+  }
 }
 
 // Request ids a client may set with x-request-id: short and printable, so they are safe in logs.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Logs the request's one line and counts it; streamed responses call it themselves when they end. */
+export function recordRequest(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  metrics: Metrics | undefined,
+): void {
+  const seconds = reply.elapsedTime / 1000;
+  const route = request.routeOptions.url ?? 'unknown';
+  metrics?.observeRequest(route, request.method, status, seconds);
+  request.log.info(
+    { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary },
+    'request done',
+  );
+}
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const { config } = deps;
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: deps.config.logLevel } }),
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
+    disableRequestLogging: true,
     requestIdHeader: false,
     genReqId: (request) => {
       const fromClient = request.headers['x-request-id'];
@@ -34,35 +73,81 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     // The upload limit is enforced per file by the multipart reader; this bounds every other body.
     bodyLimit: 1024 * 1024,
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    requestTimeout: config.requestTimeoutMs,
+    return503OnClosing: true,
   });
 
+  app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request, reply) => {
+    request.summary = {};
     reply.header('x-request-id', request.id);
   });
+  app.addHook('onResponse', async (request, reply) => recordRequest(request, reply, reply.statusCode, deps.metrics));
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+      exposedHeaders: ['x-request-id', 'retry-after'],
+    });
+  }
+
+  const publicPaths = new Set([
+    ...(config.publicHealth ? ['/health', '/ready'] : []),
+    ...(config.publicMetrics ? ['/metrics'] : []),
+  ]);
+  const checker = new ApiKeyChecker(deps.apiKeys ?? []);
+  installApiKeyCheck(app, { checker, publicPaths });
+
+  if (config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      allowList: (request) => publicPaths.has(request.url.split('?')[0] ?? ''),
+      // Per key when keys are in use (hashed: the limiter's store never holds a key), else per address.
+      keyGenerator: (request) =>
+        checker.enabled && request.headers.authorization
+          ? createHash('sha256').update(request.headers.authorization).digest('hex')
+          : request.ip,
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(
+          'rate_limited',
+          `Rate limit reached: ${context.max} requests per minute. Please try again in ${Math.ceil(context.ttl / 1000)}s.`,
+          null,
+          Math.ceil(context.ttl / 1000),
+        ),
+    });
+  }
 
   await app.register(multipart, {
-    limits: { fileSize: deps.config.maxUploadBytes, files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 110 },
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 110 },
   });
 
-  const uploads = await UploadDirectory.create(deps.config.tmpDir);
+  const uploads = await UploadDirectory.create(config.tmpDir);
   app.addHook('onClose', async () => uploads.close());
 
   app.setErrorHandler(async (error, request, reply) => {
     if (error instanceof JobCancelledError) {
+      request.summary.error = 'client_disconnected';
       request.log.info('client disconnected; job cancelled');
       return reply.code(499).send();
     }
     const apiError = toApiError(error);
+    request.summary.error = apiError.kind;
     if (apiError.status >= 500) {
       request.log.error({ err: error }, apiError.message);
     } else {
-      request.log.info({ code: apiError.code, param: apiError.param }, apiError.message);
+      request.log.info({ error: apiError.kind, param: apiError.param }, apiError.message);
     }
+    if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(apiError.retryAfterSeconds));
+    // The body of an upload stopped part way is still unread: the connection cannot be reused.
+    if (apiError.kind === 'upload_timeout' || apiError.kind === 'file_too_large') reply.header('connection', 'close');
     return reply.code(apiError.status).type('application/json; charset=utf-8').send(apiError.toJSON());
   });
 
   app.setNotFoundHandler(async (request, reply) => {
     const error = new ApiError('not_found', `Unknown route: ${request.method} ${request.url.split('?')[0] ?? ''}`);
+    request.summary.error = error.kind;
     return reply.code(error.status).send(error.toJSON());
   });
 

@@ -2,7 +2,7 @@
 // it arrives (PyAV needs a seekable file for mp4/m4a); the other parts are collected as fields.
 // The temporary file is the caller's to remove, on every path, with `remove()`.
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -27,7 +27,10 @@ export class UploadDirectory {
   private constructor(readonly path: string) {}
 
   static async create(parent: string): Promise<UploadDirectory> {
-    return new UploadDirectory(await mkdtemp(path.join(parent, 'earshot-uploads-')));
+    const directory = await mkdtemp(path.join(parent, 'earshot-uploads-'));
+    // A process that exits without closing the app (a forced exit after the grace period) still cleans up.
+    process.once('exit', () => rmSync(directory, { recursive: true, force: true }));
+    return new UploadDirectory(directory);
   }
 
   newFilePath(): string {
@@ -69,10 +72,29 @@ function multipartError(error: unknown, maxBytes: number): ApiError {
   }
 }
 
+/**
+ * Fails the file stream when no byte has arrived for `idleMs`, so a stalled upload ends with a 408
+ * rather than holding a connection and a temporary file until the request timeout.
+ */
+function stallGuard(stream: NodeJS.ReadableStream & { destroy(error?: Error): void }, idleMs: number): () => void {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(
+      () => stream.destroy(new ApiError('upload_timeout', `The upload stalled: no data for ${idleMs} ms.`)),
+      idleMs,
+    );
+  };
+  stream.on('data', arm);
+  arm();
+  return () => clearTimeout(timer);
+}
+
 export async function receiveForm(
   request: FastifyRequest,
   uploads: UploadDirectory,
   maxBytes: number,
+  idleTimeoutMs: number,
 ): Promise<ReceivedForm> {
   if (!request.isMultipart()) {
     throw new ApiError('invalid_request', "Expected a multipart/form-data body with the fields 'file' and 'model'.");
@@ -98,7 +120,12 @@ export async function receiveForm(
           bytes: 0,
           remove: () => rm(target, { force: true }),
         };
-        await pipeline(part.file, createWriteStream(target));
+        const disarm = stallGuard(part.file, idleTimeoutMs);
+        try {
+          await pipeline(part.file, createWriteStream(target));
+        } finally {
+          disarm();
+        }
         file.bytes = part.file.bytesRead;
       } else {
         const values = fields.get(name) ?? [];

@@ -40,14 +40,16 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--download-root", default=None)
     parser.add_argument("--local-files-only", action="store_true")
     parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--max-audio-seconds", type=float, default=float("inf"))
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET"])
     return parser.parse_args(argv)
 
 
 class Worker:
-    def __init__(self, writer: ProtocolWriter) -> None:
+    def __init__(self, writer: ProtocolWriter, max_audio_seconds: float = float("inf")) -> None:
         self.writer = writer
+        self.max_audio_seconds = max_audio_seconds
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.known: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -98,7 +100,7 @@ class Worker:
     def serve(self, model: Any) -> None:
         while (job := self.jobs.get()) is not None:
             try:
-                run_job(model, job, self.writer.send)
+                run_job(model, job, self.writer.send, self.max_audio_seconds)
             finally:
                 with self.lock:
                     self.known.pop(job.id, None)
@@ -123,7 +125,7 @@ def main(argv: list[str]) -> int:
         writer.send({"type": "fatal", "code": "model_load_failed", "message": f"could not load model {name!r}: {error}"})
         return 3
     writer.send({"type": "ready", "model": name, "load_seconds": time.monotonic() - started})
-    worker = Worker(writer)
+    worker = Worker(writer, args.max_audio_seconds)
     threading.Thread(target=worker.read_commands, name="stdin-reader", daemon=True).start()
     worker.serve(model)
     return 0

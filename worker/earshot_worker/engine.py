@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
@@ -56,6 +57,20 @@ class JobError(Exception):
         self.message = message
 
 
+def container_duration(path: str) -> float | None:
+    """The duration a file's container declares, read without decoding; None when it declares none."""
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if container.duration is not None:
+                return container.duration / av.time_base
+            stream = next(iter(container.streams.audio), None)
+            if stream is not None and stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+    except Exception:  # an unreadable file is reported by decode() with the decoder's reason
+        return None
+    return None
+
+
 @dataclass
 class Job:
     id: str
@@ -87,7 +102,11 @@ def warm_up(model: WhisperModel) -> None:
         pass
 
 
-def decode(path: str) -> np.ndarray:
+def decode(path: str, max_seconds: float) -> np.ndarray:
+    # Decoding holds the whole file as float32 (about 230 MB an hour), so refuse long audio first.
+    declared = container_duration(path)
+    if declared is not None and declared > max_seconds:
+        raise JobError("audio_too_long", f"{declared:.0f} s, more than the limit of {max_seconds:.0f} s")
     try:
         audio = decode_audio(path, sampling_rate=SAMPLING_RATE)
     except Exception as error:  # PyAV raises many types (InvalidDataError, ValueError, …)
@@ -98,6 +117,8 @@ def decode(path: str) -> np.ndarray:
         raise JobError("invalid_audio", "the file contains no audio samples")
     if audio.size < MINIMUM_SAMPLES:
         raise JobError("audio_too_short", f"the audio lasts {audio.size / SAMPLING_RATE:.3f} s, less than 0.1 s")
+    if audio.size > max_seconds * SAMPLING_RATE:
+        raise JobError("audio_too_long", f"{audio.size / SAMPLING_RATE:.0f} s, more than the limit of {max_seconds:.0f} s")
     return audio
 
 
@@ -124,7 +145,8 @@ def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
     }
 
 
-def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None]) -> None:
+def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None],
+            max_audio_seconds: float = float("inf")) -> None:
     """Runs one job, sending info, then each segment as it is decoded, then done or error."""
     started = time.monotonic()
     recorder: AlignmentRecorder = model.model
@@ -141,7 +163,7 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
             options["word_timestamps"] = True
             recorder.start()
         batch_size = job.options.get("batch_size")
-        audio = decode(job.audio)
+        audio = decode(job.audio, max_audio_seconds)
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own.

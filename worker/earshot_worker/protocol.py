@@ -23,7 +23,7 @@ import os
 import threading
 from typing import Any, BinaryIO, Literal, TypedDict
 
-ErrorCode = Literal["invalid_audio", "audio_too_short", "invalid_options", "model_error", "cancelled", "bad_message"]
+ErrorCode = Literal["invalid_audio", "audio_too_short", "audio_too_long", "invalid_options", "model_error", "cancelled", "bad_message"]
 FatalCode = Literal["model_load_failed", "bad_arguments"]
 
 

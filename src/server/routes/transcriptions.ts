@@ -13,7 +13,7 @@ import {
   type Task,
   type TranscriptionRequest,
 } from '../../protocol/transcription-request.ts';
-import type { AppDependencies } from '../app.ts';
+import { recordRequest, type AppDependencies } from '../app.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
 import { toApiError } from '../errors.ts';
 
@@ -45,6 +45,8 @@ export async function transcriptionRoutes(
     reply: FastifyReply,
     listener: JobListener = {},
   ): Promise<Transcript> {
+    request.summary.model = job.model.id;
+    request.summary.task = job.task;
     try {
       request.log.info(
         { model: job.model.id, task: job.task, bytes: job.upload.bytes, format: job.request.responseFormat },
@@ -55,7 +57,7 @@ export async function transcriptionRoutes(
         { id: request.id, audioPath: job.upload.path, task: job.task, options: job.request.options, listener },
         clientGone(reply),
       );
-      request.log.info({ model: job.model.id, audioSeconds: transcript.info.duration }, 'job done');
+      request.summary.audioSeconds = transcript.info.duration;
       return transcript;
     } finally {
       await job.upload.remove();
@@ -99,20 +101,24 @@ export async function transcriptionRoutes(
     } catch (error) {
       if (!reply.sent) throw error;
       if (error instanceof JobCancelledError) {
+        request.summary.error = 'client_disconnected';
         request.log.info('client disconnected; job cancelled');
       } else {
         const apiError = toApiError(error);
-        request.log.error({ err: error, code: apiError.code }, `stream failed: ${apiError.message}`);
+        request.summary.error = apiError.kind;
+        request.log.error({ err: error, error: apiError.kind }, `stream failed: ${apiError.message}`);
         reply.raw.write(errorEvent(apiError.toJSON()));
       }
       reply.raw.end();
+      recordRequest(request, reply, 200, deps.metrics);
       return;
     }
     reply.raw.end(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
+    recordRequest(request, reply, 200, deps.metrics);
   }
 
   async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-    const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes);
+    const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes, deps.config.uploadIdleTimeoutMs);
     let job: Job;
     try {
       const ignored = unknownFields(form.fields, task);

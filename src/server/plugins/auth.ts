@@ -1,0 +1,65 @@
+// API keys: `Authorization: Bearer KEY`, compared in constant time, never logged. With no keys
+// configured every request is accepted (the OpenAI SDKs always send some key).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.ts';
+
+/** The configured keys: the list plus the key file's lines (blank lines and `#` comments skipped). */
+export function loadApiKeys(keys: readonly string[], keyFile: string | undefined): string[] {
+  const fromFile = keyFile
+    ? readFileSync(keyFile, 'utf8')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'))
+    : [];
+  return [...new Set([...keys, ...fromFile])];
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Shows a key the way OpenAI does in its 401 message: enough to recognise, not to reuse. */
+function masked(key: string): string {
+  return key.length > 10 ? `${key.slice(0, 3)}***${key.slice(-4)}` : '***';
+}
+
+export class ApiKeyChecker {
+  private readonly digests: Buffer[];
+
+  constructor(keys: readonly string[]) {
+    this.digests = keys.map(digest);
+  }
+
+  get enabled(): boolean {
+    return this.digests.length > 0;
+  }
+
+  /** The error for this Authorization header, or undefined when it carries a configured key. */
+  check(authorization: string | undefined): ApiError | undefined {
+    const key = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1]?.trim();
+    if (!key) {
+      return new ApiError(
+        'missing_api_key',
+        "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
+      );
+    }
+    // Equal-length digests compared against every key: the time taken says nothing about any key.
+    const candidate = digest(key);
+    let matched = false;
+    for (const known of this.digests) matched = timingSafeEqual(candidate, known) || matched;
+    return matched ? undefined : new ApiError('invalid_api_key', `Incorrect API key provided: ${masked(key)}.`);
+  }
+}
+
+/** Adds the key check to every route of the app but the public ones (and CORS preflights). */
+export function installApiKeyCheck(
+  app: FastifyInstance,
+  options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string> },
+): void {
+  if (!options.checker.enabled) return;
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    const error = options.checker.check(request.headers.authorization);
+    if (error) throw error;
+  });
+}
