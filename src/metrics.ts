@@ -124,5 +124,7 @@ export class Metrics implements EngineObserver {
 
   modelLoaded(model: string, loadSeconds: number): void {
     this.modelLoadSeconds.set({ model }, loadSeconds);
+    // A loaded model shows its restart count from 0, so that alerts on its rate have a series to watch.
+    this.workerRestarts.inc({ model }, 0);
   }
 }

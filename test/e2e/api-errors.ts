@@ -12,7 +12,12 @@ export interface ExpectedError {
   message: string | RegExp;
 }
 
-type ErrorClass = typeof OpenAI.APIError | typeof OpenAI.BadRequestError | typeof OpenAI.NotFoundError;
+type ErrorClass =
+  | typeof OpenAI.APIError
+  | typeof OpenAI.BadRequestError
+  | typeof OpenAI.NotFoundError
+  | typeof OpenAI.AuthenticationError
+  | typeof OpenAI.RateLimitError;
 
 /** For assert.rejects: the SDK raised `errorClass` with exactly this error body. */
 export function sdkError(errorClass: ErrorClass, expected: ExpectedError): (error: unknown) => true {
