@@ -15,6 +15,12 @@ export interface Config {
   device: string;
   computeType: string;
   cpuThreads: number;
+  workersPerModel: number;
+  preloadModels: string[];
+  modelTtlSeconds: number;
+  maxLoadedModels: number;
+  longAudioBatchSize: number;
+  longAudioSeconds: number;
   maxUploadBytes: number;
   tmpDir: string;
   workerPython: string;
@@ -200,16 +206,69 @@ export const optionSpecs = [
     key: 'cpuThreads',
     env: 'EARSHOT_CPU_THREADS',
     flag: '--cpu-threads',
-    default: String(os.availableParallelism()),
-    description: 'CPU threads per engine worker (default: the number of cores).',
-    parse: integer(1, 1024),
+    default: '0',
+    description:
+      'CPU threads per engine worker; 0 shares the cores among the workers of a model (cores ÷ EARSHOT_WORKERS_PER_MODEL).',
+    parse: integer(0, 1024),
+  },
+  {
+    key: 'longAudioBatchSize',
+    env: 'EARSHOT_LONG_AUDIO_BATCH_SIZE',
+    flag: '--long-audio-batch-size',
+    default: '8',
+    description:
+      'Long audio is decoded with faster-whisper\'s batched pipeline (VAD chunks, this many at a time); 0 keeps sequential decoding. See README, "Long audio".',
+    parse: integer(0, 64),
+  },
+  {
+    key: 'longAudioSeconds',
+    env: 'EARSHOT_LONG_AUDIO_SECONDS',
+    flag: '--long-audio-seconds',
+    default: '60',
+    description: 'Audio at least this long (seconds) counts as long for EARSHOT_LONG_AUDIO_BATCH_SIZE.',
+    parse: integer(1),
+  },
+  {
+    key: 'preloadModels',
+    env: 'EARSHOT_PRELOAD_MODELS',
+    flag: '--preload-models',
+    default: '',
+    description: 'Comma-separated models loaded and warmed at start besides the default, and kept loaded (pinned).',
+    parse: list,
+  },
+  {
+    key: 'modelTtlSeconds',
+    env: 'EARSHOT_MODEL_TTL_SECONDS',
+    flag: '--model-ttl-seconds',
+    default: '600',
+    description:
+      'A model loaded on demand is unloaded after this many seconds without a job (0: never). Pinned models stay.',
+    parse: integer(0),
+  },
+  {
+    key: 'maxLoadedModels',
+    env: 'EARSHOT_MAX_LOADED_MODELS',
+    flag: '--max-loaded-models',
+    default: '4',
+    description:
+      'Most models loaded at once; loading another unloads the least recently used idle one that is not pinned (503 if none is idle).',
+    parse: integer(1, 256),
+  },
+  {
+    key: 'workersPerModel',
+    env: 'EARSHOT_WORKERS_PER_MODEL',
+    flag: '--workers-per-model',
+    default: '1',
+    description: 'Engine worker processes per loaded model, each with its own copy of the model.',
+    parse: integer(1, 64),
   },
   {
     key: 'maxUploadBytes',
     env: 'EARSHOT_MAX_UPLOAD_BYTES',
     flag: '--max-upload-bytes',
     default: '25MiB',
-    description: "Largest accepted upload (OpenAI's limit is 25 MiB); larger ones get 413.",
+    description:
+      "Largest accepted upload (OpenAI's limit is 25 MiB); larger ones get 413. Bytes, or with KB, KiB, MB, MiB, GB, GiB.",
     parse: byteSize,
   },
   {

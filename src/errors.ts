@@ -91,6 +91,18 @@ export const errorKinds = {
     doc: 'The model’s queue is full (EARSHOT_MAX_QUEUED_JOBS; `retry-after` says when to retry).',
   },
   not_found: { status: 404, type: 'invalid_request_error', code: null, doc: 'No such route.' },
+  model_not_loaded: {
+    status: 404,
+    type: 'invalid_request_error',
+    code: 'model_not_loaded',
+    doc: 'Admin API: the model is not loaded, so it cannot be unloaded.',
+  },
+  model_pinned: {
+    status: 409,
+    type: 'invalid_request_error',
+    code: 'model_pinned',
+    doc: 'Admin API: the default and preloaded models stay loaded.',
+  },
   model_load_failed: {
     status: 503,
     type: 'server_error',

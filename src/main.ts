@@ -1,5 +1,6 @@
 // Entry point: read the config, start the engine with the default model, serve, shut down gracefully.
 import closeWithGrace from 'close-with-grace';
+import os from 'node:os';
 import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
 import { Engine } from './engine/engine.ts';
@@ -32,6 +33,14 @@ if (!defaultModel) {
   log.fatal(`EARSHOT_DEFAULT_MODEL "${config.defaultModel}" is not a model earshot can serve`);
   process.exit(2);
 }
+const preloadModels = config.preloadModels.map((name) => {
+  const model = registry.resolve(name);
+  if (!model) {
+    log.fatal(`EARSHOT_PRELOAD_MODELS names "${name}", which is not a model earshot can serve`);
+    process.exit(2);
+  }
+  return model;
+});
 
 const metrics = new Metrics();
 const engine = new Engine(
@@ -40,14 +49,19 @@ const engine = new Engine(
       python: config.workerPython,
       device: config.device,
       computeType: config.computeType,
-      cpuThreads: config.cpuThreads,
+      cpuThreads: config.cpuThreads || Math.max(1, Math.floor(os.availableParallelism() / config.workersPerModel)),
       hubDownload: config.hubDownload,
       hubCacheDir: config.hubCacheDir,
       startTimeoutMs: config.workerStartTimeoutMs,
       jobTimeoutMs: config.jobTimeoutMs,
       maxAudioSeconds: config.maxAudioSeconds,
+      longAudioBatchSize: config.longAudioBatchSize,
+      longAudioSeconds: config.longAudioSeconds,
     },
+    workersPerModel: config.workersPerModel,
     maxQueuedJobs: config.maxQueuedJobs,
+    modelTtlSeconds: config.modelTtlSeconds,
+    maxLoadedModels: config.maxLoadedModels,
     workerMaxJobs: config.workerMaxJobs,
     workerMaxRssMb: config.workerMaxRssMb,
     observer: metrics,
@@ -77,7 +91,9 @@ closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, 
 const address = await app.listen({ host: config.host, port: config.port });
 log.info({ address, defaultModel: defaultModel.id }, 'earshot listening');
 const loadStarted = Date.now();
-engine.preload(defaultModel).then(
-  () => log.info({ model: defaultModel.id, ms: Date.now() - loadStarted }, 'default model ready'),
-  (error: Error) => log.error({ err: error.message }, 'default model failed to load; retrying'),
-);
+for (const model of [defaultModel, ...preloadModels]) {
+  engine.preload(model).then(
+    () => log.info({ model: model.id, ms: Date.now() - loadStarted }, 'model ready'),
+    (error: Error) => log.error({ model: model.id, err: error.message }, 'model failed to load; retrying'),
+  );
+}

@@ -26,12 +26,18 @@ export interface EngineObserver {
 
 export interface EngineOptions {
   worker: WorkerSettings;
+  /** Worker processes per model. */
+  workersPerModel: number;
   /** Jobs that may wait per model before new ones get 429. */
   maxQueuedJobs: number;
   /** Replace a worker after this many jobs (0: never). */
   workerMaxJobs: number;
   /** Replace a worker above this resident memory after a job (0: never). */
   workerMaxRssMb: number;
+  /** Unload a model that is not pinned after this many seconds without a job (0: never). */
+  modelTtlSeconds: number;
+  /** Most models loaded at once; loading another unloads the least recently used idle one. */
+  maxLoadedModels: number;
   observer?: EngineObserver;
 }
 
@@ -48,6 +54,9 @@ export type PoolState = 'loading' | 'ready' | 'failed';
 export interface PoolStatus {
   model: string;
   state: PoolState;
+  pinned: boolean;
+  /** Seconds since the model last finished or received a job. */
+  idleSeconds: number;
   workers: number;
   queued: number;
   running: number;
@@ -66,6 +75,7 @@ class ModelPool {
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private averageJobSeconds = ASSUMED_JOB_SECONDS;
+  private lastUsed = performance.now();
   readonly firstReady: Promise<void>;
   private resolveFirstReady!: () => void;
   private rejectFirstReady!: (error: Error) => void;
@@ -73,7 +83,7 @@ class ModelPool {
   constructor(
     readonly model: ResolvedModel,
     private readonly options: EngineOptions,
-    private readonly pinned: boolean,
+    readonly pinned: boolean,
     private readonly log: Logger,
     private readonly onFailed: (pool: ModelPool) => void,
   ) {
@@ -82,7 +92,7 @@ class ModelPool {
       this.rejectFirstReady = reject;
     });
     this.firstReady.catch(() => undefined);
-    this.startWorker();
+    for (let i = 0; i < options.workersPerModel; i++) this.startWorker();
   }
 
   submit(spec: JobSpec, signal: AbortSignal | undefined): Promise<Transcript> {
@@ -100,6 +110,7 @@ class ModelPool {
         ),
       );
     }
+    this.lastUsed = performance.now();
     return new Promise<Transcript>((resolve, reject) => {
       const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
       if (signal?.aborted) return reject(new JobCancelledError());
@@ -114,6 +125,8 @@ class ModelPool {
     return {
       model: this.model.id,
       state: this.state,
+      pinned: this.pinned,
+      idleSeconds: this.idle ? (performance.now() - this.lastUsed) / 1000 : 0,
       workers: workers.filter((w) => w.usable).length,
       queued: this.queue.length,
       running: workers.filter((w) => w.busy).length,
@@ -121,6 +134,15 @@ class ModelPool {
       maxQueued: this.options.maxQueuedJobs,
       lastError: this.lastError,
     };
+  }
+
+  /** No job waiting or running. */
+  get idle(): boolean {
+    return this.queue.length === 0 && ![...this.workers].some((worker) => worker.busy);
+  }
+
+  get lastUsedAt(): number {
+    return this.lastUsed;
   }
 
   async stop(): Promise<void> {
@@ -179,6 +201,7 @@ class ModelPool {
 
   /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */
   private afterJob(worker: EngineWorker): void {
+    this.lastUsed = performance.now();
     if (worker.usable && !this.stopping) {
       const { workerMaxJobs, workerMaxRssMb } = this.options;
       const rss = workerMaxRssMb > 0 ? worker.rssMb() : undefined;
@@ -249,22 +272,49 @@ class ModelPool {
   }
 }
 
+const IDLE_SWEEP_MS = 5_000;
+
 export class Engine {
   private readonly pools = new Map<string, ModelPool>();
+  private readonly sweeper: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
     private readonly options: EngineOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    if (options.modelTtlSeconds > 0) {
+      this.sweeper = setInterval(() => this.unloadIdle(), IDLE_SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
 
-  /** Loads a model that stays loaded; resolves once it can serve. */
+  /** Loads a model that stays loaded (pinned); resolves once it can serve. */
   preload(model: ResolvedModel): Promise<void> {
     return this.pool(model, true).firstReady;
   }
 
-  transcribe(model: ResolvedModel, spec: JobSpec, signal?: AbortSignal): Promise<Transcript> {
-    if (this.stopped) return Promise.reject(new ApiError('server_not_ready', 'The server is shutting down.'));
+  /** Loads a model as a request would (not pinned); resolves once it can serve. */
+  load(model: ResolvedModel): Promise<void> {
+    return this.pool(model, false).firstReady;
+  }
+
+  isLoaded(modelId: string): boolean {
+    return this.pools.has(modelId);
+  }
+
+  /** Stops a model's workers; the jobs waiting for it fail. Returns false if it was not loaded. */
+  async unload(modelId: string, reason: string): Promise<boolean> {
+    const pool = this.pools.get(modelId);
+    if (!pool) return false;
+    this.pools.delete(modelId);
+    this.log.info({ model: modelId, reason }, 'unloading model');
+    await pool.stop();
+    return true;
+  }
+
+  async transcribe(model: ResolvedModel, spec: JobSpec, signal?: AbortSignal): Promise<Transcript> {
+    if (this.stopped) throw new ApiError('server_not_ready', 'The server is shutting down.');
     return this.pool(model, false).submit(spec, signal);
   }
 
@@ -278,13 +328,40 @@ export class Engine {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.sweeper);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
     this.pools.clear();
+  }
+
+  private unloadIdle(): void {
+    const ttlMs = this.options.modelTtlSeconds * 1000;
+    for (const pool of this.pools.values()) {
+      if (!pool.pinned && pool.idle && performance.now() - pool.lastUsedAt >= ttlMs) {
+        void this.unload(pool.model.id, `idle for ${this.options.modelTtlSeconds} s`);
+      }
+    }
+  }
+
+  /** Makes room for one more model by unloading the least recently used idle one that is not pinned. */
+  private makeRoom(): void {
+    if (this.pools.size < this.options.maxLoadedModels) return;
+    const evictable = [...this.pools.values()]
+      .filter((pool) => !pool.pinned && pool.idle)
+      .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    const victim = evictable[0];
+    if (!victim) {
+      throw new ApiError(
+        'model_load_failed',
+        `${this.pools.size} models are loaded and busy (EARSHOT_MAX_LOADED_MODELS=${this.options.maxLoadedModels}); try again later.`,
+      );
+    }
+    void this.unload(victim.model.id, 'least recently used, to make room');
   }
 
   private pool(model: ResolvedModel, pinned: boolean): ModelPool {
     let pool = this.pools.get(model.id);
     if (!pool) {
+      if (!pinned) this.makeRoom();
       pool = new ModelPool(model, this.options, pinned, this.log, (failed) => {
         if (this.pools.get(failed.model.id) === failed) this.pools.delete(failed.model.id);
       });

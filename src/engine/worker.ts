@@ -29,6 +29,9 @@ export interface WorkerSettings {
   /** A job running longer than this means a hung worker: it is killed (0: no limit). */
   jobTimeoutMs: number;
   maxAudioSeconds: number;
+  /** Batch size of the batched pipeline for long audio (0: sequential decoding always). */
+  longAudioBatchSize: number;
+  longAudioSeconds: number;
 }
 
 /** Receives a job's results as the engine produces them, before the job finishes. */
@@ -67,6 +70,8 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   args.push('--device', settings.device, '--compute-type', settings.computeType);
   args.push('--cpu-threads', String(settings.cpuThreads));
   args.push('--max-audio-seconds', String(settings.maxAudioSeconds));
+  args.push('--long-audio-batch-size', String(settings.longAudioBatchSize));
+  args.push('--long-audio-seconds', String(settings.longAudioSeconds));
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);
     if (!settings.hubDownload) args.push('--local-files-only');

@@ -13,6 +13,7 @@ import { ApiError, JobCancelledError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { toApiError } from './errors.ts';
 import { ApiKeyChecker, installApiKeyCheck } from './plugins/auth.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
@@ -153,6 +154,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(healthRoutes, deps);
   await app.register(modelRoutes, deps);
+  await app.register(adminRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
   return app;
 }

@@ -104,11 +104,7 @@ describe('operating earshot: keys, limits, CORS, readiness, metrics, logs', () =
 
   it('echoes a safe x-request-id and logs one line per request with model, audio seconds and status', async () => {
     const form = new FormData();
-    form.append(
-      'file',
-      new Blob([await import('node:fs/promises').then((fs) => fs.readFile(path.join(audioDir, 'jfk.flac')))]),
-      'a.flac',
-    );
+    form.append('file', new Blob([await readFile(path.join(audioDir, 'jfk.flac'))]), 'a.flac');
     form.append('model', 'whisper-1');
     const response = await fetch(`${server.baseURL}/audio/transcriptions`, {
       method: 'POST',

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from .engine import Job, load_model, run_job, warm_up
+from .engine import Job, LongAudioBatching, load_model, run_job, warm_up
 from .protocol import ProtocolWriter
 
 
@@ -41,15 +41,21 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--local-files-only", action="store_true")
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--max-audio-seconds", type=float, default=float("inf"))
+    parser.add_argument("--long-audio-batch-size", type=int, default=0,
+                        help="decode long audio with the batched pipeline, this many chunks at a time (0: never)")
+    parser.add_argument("--long-audio-seconds", type=float, default=60.0,
+                        help="audio at least this long counts as long")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET"])
     return parser.parse_args(argv)
 
 
 class Worker:
-    def __init__(self, writer: ProtocolWriter, max_audio_seconds: float = float("inf")) -> None:
+    def __init__(self, writer: ProtocolWriter, max_audio_seconds: float = float("inf"),
+                 long_audio: LongAudioBatching = LongAudioBatching()) -> None:
         self.writer = writer
         self.max_audio_seconds = max_audio_seconds
+        self.long_audio = long_audio
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.known: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -100,7 +106,7 @@ class Worker:
     def serve(self, model: Any) -> None:
         while (job := self.jobs.get()) is not None:
             try:
-                run_job(model, job, self.writer.send, self.max_audio_seconds)
+                run_job(model, job, self.writer.send, self.max_audio_seconds, self.long_audio)
             finally:
                 with self.lock:
                     self.known.pop(job.id, None)
@@ -125,7 +131,8 @@ def main(argv: list[str]) -> int:
         writer.send({"type": "fatal", "code": "model_load_failed", "message": f"could not load model {name!r}: {error}"})
         return 3
     writer.send({"type": "ready", "model": name, "load_seconds": time.monotonic() - started})
-    worker = Worker(writer, args.max_audio_seconds)
+    worker = Worker(writer, args.max_audio_seconds,
+                    LongAudioBatching(args.long_audio_batch_size, args.long_audio_seconds))
     threading.Thread(target=worker.read_commands, name="stdin-reader", daemon=True).start()
     worker.serve(model)
     return 0

@@ -71,6 +71,25 @@ def container_duration(path: str) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class LongAudioBatching:
+    """Decode audio of at least `min_seconds` with the batched pipeline (VAD chunks decoded
+    `batch_size` at a time), unless the job asks for something that pipeline cannot give."""
+    batch_size: int = 0
+    min_seconds: float = 60.0
+
+    def batch_size_for(self, options: dict[str, Any], audio_seconds: float) -> int | None:
+        if self.batch_size <= 0 or audio_seconds < self.min_seconds:
+            return None
+        # The batched pipeline needs VAD on long audio, never conditions on previous text and skips
+        # the hallucination filter: a job that asks for those explicitly keeps sequential decoding.
+        if options.get("vad_filter") is False or options.get("condition_on_previous_text") is True:
+            return None
+        if options.get("hallucination_silence_threshold") is not None:
+            return None
+        return self.batch_size
+
+
 @dataclass
 class Job:
     id: str
@@ -146,7 +165,7 @@ def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
 
 
 def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None],
-            max_audio_seconds: float = float("inf")) -> None:
+            max_audio_seconds: float = float("inf"), long_audio: LongAudioBatching = LongAudioBatching()) -> None:
     """Runs one job, sending info, then each segment as it is decoded, then done or error."""
     started = time.monotonic()
     recorder: AlignmentRecorder = model.model
@@ -162,8 +181,10 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
             # Token probabilities come from the alignment pass that word timestamps run.
             options["word_timestamps"] = True
             recorder.start()
-        batch_size = job.options.get("batch_size")
         audio = decode(job.audio, max_audio_seconds)
+        batch_size = job.options.get("batch_size")
+        if batch_size is None:
+            batch_size = long_audio.batch_size_for(options, audio.size / SAMPLING_RATE)
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own.

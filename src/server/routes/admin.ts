@@ -1,0 +1,41 @@
+// The model admin API, after speaches' /api/ps: which models are loaded, load one, unload one.
+// Behind the same API keys as everything else.
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.ts';
+import type { AppDependencies } from '../app.ts';
+
+export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
+  const { engine, registry } = deps;
+
+  const resolve = (id: string) => {
+    const model = registry.resolve(id);
+    if (!model) {
+      throw new ApiError('model_not_found', `The model \`${id}\` does not exist or you do not have access to it.`);
+    }
+    return model;
+  };
+
+  app.get('/api/ps', async () => ({ object: 'list', data: engine.status() }));
+
+  /** 201 once the model has loaded (200 if it already was); 503 if it cannot be loaded. */
+  app.post<{ Params: { '*': string } }>('/api/ps/*', async (request, reply) => {
+    const model = resolve(request.params['*']);
+    const wasLoaded = engine.isLoaded(model.id);
+    await engine.load(model);
+    return reply.code(wasLoaded ? 200 : 201).send(engine.modelStatus(model.id));
+  });
+
+  app.delete<{ Params: { '*': string } }>('/api/ps/*', async (request, reply) => {
+    const model = resolve(request.params['*']);
+    const status = engine.modelStatus(model.id);
+    if (!status) throw new ApiError('model_not_loaded', `The model \`${model.id}\` is not loaded.`);
+    if (status.pinned) {
+      throw new ApiError(
+        'model_pinned',
+        `The model \`${model.id}\` is pinned (the default or preloaded) and stays loaded.`,
+      );
+    }
+    await engine.unload(model.id, 'asked by the admin API');
+    return reply.code(204).send();
+  });
+}
