@@ -16,6 +16,7 @@ export interface Config {
   computeType: string;
   cpuThreads: number;
   workersPerModel: number;
+  maxBatch: number;
   preloadModels: string[];
   modelTtlSeconds: number;
   maxLoadedModels: number;
@@ -253,6 +254,15 @@ export const optionSpecs = [
     description:
       'Most models loaded at once; loading another unloads the least recently used idle one that is not pinned (503 if none is idle).',
     parse: integer(1, 256),
+  },
+  {
+    key: 'maxBatch',
+    env: 'EARSHOT_MAX_BATCH',
+    flag: '--max-batch',
+    default: '8',
+    description:
+      'Short requests for the same model with identical options that wait together are decoded in one batch of up to this many; 1 turns cross-request batching off. See README, "Batching".',
+    parse: integer(1, 64),
   },
   {
     key: 'workersPerModel',

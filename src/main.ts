@@ -59,6 +59,7 @@ const engine = new Engine(
       longAudioSeconds: config.longAudioSeconds,
     },
     workersPerModel: config.workersPerModel,
+    maxBatch: config.maxBatch,
     maxQueuedJobs: config.maxQueuedJobs,
     modelTtlSeconds: config.modelTtlSeconds,
     maxLoadedModels: config.maxLoadedModels,

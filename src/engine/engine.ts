@@ -24,8 +24,23 @@ export interface EngineObserver {
   modelLoaded?(model: string, loadSeconds: number): void;
 }
 
+/**
+ * Jobs with the same key may be decoded together in one batch; undefined means the job runs alone.
+ * Batching needs identical options (one decode, one set of options) and excludes what the batched
+ * pipeline would change: VAD, the hallucination filter, logprobs (one alignment record per job),
+ * and jobs that ask for the batched pipeline themselves.
+ */
+export function batchKey(spec: JobSpec): string | undefined {
+  const options = spec.options;
+  if (options.logprobs || options.vad_filter || options.batch_size !== undefined) return undefined;
+  if (options.hallucination_silence_threshold !== undefined) return undefined;
+  return JSON.stringify(Object.entries(options).sort(([a], [b]) => a.localeCompare(b)));
+}
+
 export interface EngineOptions {
   worker: WorkerSettings;
+  /** Most jobs decoded together in one batch (1: no cross-request batching). */
+  maxBatch: number;
   /** Worker processes per model. */
   workersPerModel: number;
   /** Jobs that may wait per model before new ones get 429. */
@@ -170,33 +185,49 @@ class ModelPool {
     for (const worker of this.workers) worker.cancel(job.spec.id);
   }
 
+  /** Gives each idle worker the next job, with the queued jobs that can be decoded in one batch with it. */
   private dispatch(): void {
     for (const worker of this.workers) {
       if (this.queue.length === 0) return;
       if (!worker.usable || worker.busy) continue;
-      const job = this.queue.shift()!;
-      this.run(worker, job);
+      const head = this.queue.shift()!;
+      const batch = [head];
+      const key = this.options.maxBatch > 1 ? batchKey(head.spec) : undefined;
+      for (let i = 0; key !== undefined && i < this.queue.length && batch.length < this.options.maxBatch;) {
+        if (batchKey(this.queue[i]!.spec) === key) batch.push(...this.queue.splice(i, 1));
+        else i++;
+      }
+      if (batch.length > 1) {
+        this.log.info({ model: this.model.id, jobs: batch.map((job) => job.spec.id) }, 'decoding a batch');
+      }
+      this.run(worker, batch);
     }
   }
 
-  private run(worker: EngineWorker, job: QueuedJob): void {
+  private run(worker: EngineWorker, jobs: QueuedJob[]): void {
     const started = performance.now();
-    this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
-    worker.run(job.spec).then(
-      (transcript) => {
-        const seconds = (performance.now() - started) / 1000;
-        this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * seconds;
-        this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
-        job.resolve(transcript);
-        this.afterJob(worker);
-      },
-      (error: Error) => {
-        const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
-        this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
-        job.reject(error);
-        this.afterJob(worker);
-      },
+    for (const job of jobs) this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
+    const results = worker.run(jobs.map((job) => job.spec));
+    const settled = jobs.map((job, index) =>
+      results[index]!.then(
+        (transcript) => {
+          const seconds = (performance.now() - started) / 1000;
+          this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
+          job.resolve(transcript);
+        },
+        (error: Error) => {
+          const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
+          this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
+          job.reject(error);
+        },
+      ),
     );
+    void Promise.all(settled).then(() => {
+      // The pace per job, for retry-after: a batch of n counts as n jobs in its time.
+      const perJob = (performance.now() - started) / 1000 / jobs.length;
+      this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * perJob;
+      this.afterJob(worker);
+    });
   }
 
   /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */

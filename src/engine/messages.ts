@@ -28,6 +28,7 @@ export interface TranscribeOptions {
 
 export type WorkerCommand =
   | { type: 'transcribe'; job: string; audio: string; options: TranscribeOptions }
+  | { type: 'transcribe_batch'; jobs: { job: string; audio: string; options: TranscribeOptions }[] }
   | { type: 'cancel'; job: string }
   | { type: 'shutdown' };
 

@@ -103,7 +103,8 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
   jobsDone = 0;
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly stderrTail: string[] = [];
-  private running: RunningJob | undefined;
+  /** The jobs the worker holds now: one, or the jobs of one batch. */
+  private readonly running = new Map<string, RunningJob>();
   private jobTimer: NodeJS.Timeout | undefined;
   private timedOut = false;
   private alive = true;
@@ -144,7 +145,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
   }
 
   get busy(): boolean {
-    return this.running !== undefined;
+    return this.running.size > 0;
   }
 
   /** Whether the model ever finished loading in this process. */
@@ -156,25 +157,38 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     return this.alive && this.isReady;
   }
 
-  /** Runs one job; the worker must be ready and idle. */
-  run(spec: JobSpec): Promise<Transcript> {
-    if (!this.usable || this.running) throw new Error('worker is not ready or already busy');
-    return new Promise<Transcript>((resolve, reject) => {
-      this.running = { spec, segments: [], cancelled: false, resolve, reject };
-      if (this.jobTimeoutMs > 0) {
-        this.jobTimer = setTimeout(() => {
-          this.log.error({ job: spec.id, timeoutMs: this.jobTimeoutMs }, 'job timed out; killing the worker as hung');
-          this.timedOut = true;
-          this.child.kill('SIGKILL');
-        }, this.jobTimeoutMs);
-      }
-      this.send({ type: 'transcribe', job: spec.id, audio: spec.audioPath, options: spec.options });
-    });
+  /**
+   * Runs one job, or several with identical options as one batch (decoded together by the worker);
+   * one promise per job. The worker must be ready and idle.
+   */
+  run(specs: readonly JobSpec[]): Promise<Transcript>[] {
+    if (!this.usable || this.busy) throw new Error('worker is not ready or already busy');
+    const promises = specs.map(
+      (spec) =>
+        new Promise<Transcript>((resolve, reject) => {
+          this.running.set(spec.id, { spec, segments: [], cancelled: false, resolve, reject });
+        }),
+    );
+    if (this.jobTimeoutMs > 0) {
+      this.jobTimer = setTimeout(() => {
+        this.log.error(
+          { jobs: specs.map((s) => s.id), timeoutMs: this.jobTimeoutMs },
+          'job timed out; killing the worker as hung',
+        );
+        this.timedOut = true;
+        this.child.kill('SIGKILL');
+      }, this.jobTimeoutMs);
+    }
+    const jobs = specs.map((spec) => ({ job: spec.id, audio: spec.audioPath, options: spec.options }));
+    const [single] = jobs;
+    this.send(jobs.length === 1 && single ? { type: 'transcribe', ...single } : { type: 'transcribe_batch', jobs });
+    return promises;
   }
 
   cancel(jobId: string): void {
-    if (this.running?.spec.id !== jobId || this.running.cancelled) return;
-    this.running.cancelled = true;
+    const job = this.running.get(jobId);
+    if (!job || job.cancelled) return;
+    job.cancelled = true;
     this.send({ type: 'cancel', job: jobId });
   }
 
@@ -252,9 +266,9 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
             ? `killed by ${signal}`
             : `exited with code ${code}`;
         reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: the worker ${reason}.`));
-        const job = this.running;
-        this.running = undefined;
-        if (job) {
+        const jobs = [...this.running.values()];
+        this.running.clear();
+        for (const job of jobs) {
           job.reject(
             job.cancelled
               ? new JobCancelledError()
@@ -271,15 +285,15 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     });
   }
 
-  private finishJob(): void {
-    clearTimeout(this.jobTimer);
-    this.running = undefined;
+  private finishJob(jobId: string): void {
+    this.running.delete(jobId);
     this.jobsDone++;
+    if (this.running.size === 0) clearTimeout(this.jobTimer);
   }
 
   private onJobEvent(event: Exclude<WorkerEvent, { type: 'ready' | 'fatal' }>): void {
-    const job = this.running;
-    if (!job || job.spec.id !== event.job) {
+    const job = this.running.get(event.job);
+    if (!job) {
       this.log.warn({ event: event.type, job: event.job }, 'worker message for a job it is not running');
       return;
     }
@@ -295,7 +309,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
         job.spec.listener?.onSegment?.(event.segment);
         break;
       case 'done':
-        this.finishJob();
+        this.finishJob(event.job);
         if (!job.info) {
           job.reject(new ApiError('engine_error', 'The engine finished without describing the audio.'));
         } else {
@@ -303,7 +317,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
         }
         break;
       case 'error':
-        this.finishJob();
+        this.finishJob(event.job);
         job.reject(jobError(event.code, event.message));
         break;
     }

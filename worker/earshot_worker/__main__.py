@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
+from .batching import run_batch
 from .engine import Job, LongAudioBatching, load_model, run_job, warm_up
 from .protocol import ProtocolWriter
 
@@ -56,7 +57,8 @@ class Worker:
         self.writer = writer
         self.max_audio_seconds = max_audio_seconds
         self.long_audio = long_audio
-        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        # Each item is one job, or the jobs of one transcribe_batch message; None ends the loop.
+        self.jobs: queue.Queue[list[Job] | None] = queue.Queue()
         self.known: dict[str, Job] = {}
         self.lock = threading.Lock()
 
@@ -70,13 +72,17 @@ class Worker:
                 except (ValueError, KeyError, TypeError):
                     logging.error("ignoring a malformed message: %r", raw[:200])
                     continue
-                if kind == "transcribe":
-                    job = self.job_from(message)
-                    if job is None:
+                if kind in ("transcribe", "transcribe_batch"):
+                    entries = message.get("jobs") if kind == "transcribe_batch" else [message]
+                    if not isinstance(entries, list):
+                        logging.error("ignoring a transcribe_batch message without a list of jobs")
+                        continue
+                    batch = [job for entry in entries if isinstance(entry, dict) and (job := self.job_from(entry))]
+                    if not batch:
                         continue
                     with self.lock:
-                        self.known[job.id] = job
-                    self.jobs.put(job)
+                        self.known.update((job.id, job) for job in batch)
+                    self.jobs.put(batch)
                 elif kind == "cancel":
                     with self.lock:
                         job = self.known.get(str(message.get("job")))
@@ -104,12 +110,16 @@ class Worker:
         return Job(id=str(job_id), audio=audio, options=options)
 
     def serve(self, model: Any) -> None:
-        while (job := self.jobs.get()) is not None:
+        while (batch := self.jobs.get()) is not None:
             try:
-                run_job(model, job, self.writer.send, self.max_audio_seconds, self.long_audio)
+                if len(batch) == 1:
+                    run_job(model, batch[0], self.writer.send, self.max_audio_seconds, self.long_audio)
+                else:
+                    run_batch(model, batch, self.writer.send, self.max_audio_seconds, self.long_audio)
             finally:
                 with self.lock:
-                    self.known.pop(job.id, None)
+                    for job in batch:
+                        self.known.pop(job.id, None)
 
 
 def main(argv: list[str]) -> int:

@@ -164,24 +164,31 @@ def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
     }
 
 
+def check_options(job: Job) -> None:
+    unknown = sorted(set(job.options) - ALLOWED_OPTIONS - WORKER_OPTIONS)
+    if unknown:
+        raise JobError("invalid_options", f"unsupported options: {', '.join(unknown)}")
+
+
 def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None],
-            max_audio_seconds: float = float("inf"), long_audio: LongAudioBatching = LongAudioBatching()) -> None:
-    """Runs one job, sending info, then each segment as it is decoded, then done or error."""
+            max_audio_seconds: float = float("inf"), long_audio: LongAudioBatching = LongAudioBatching(),
+            audio: np.ndarray | None = None) -> None:
+    """Runs one job, sending info, then each segment as it is decoded, then done or error.
+    `audio` is the job's audio when the caller has decoded it already."""
     started = time.monotonic()
     recorder: AlignmentRecorder = model.model
     try:
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
-        unknown = sorted(set(job.options) - ALLOWED_OPTIONS - WORKER_OPTIONS)
-        if unknown:
-            raise JobError("invalid_options", f"unsupported options: {', '.join(unknown)}")
+        check_options(job)
         options = {name: value for name, value in job.options.items() if name not in WORKER_OPTIONS}
         want_logprobs = bool(job.options.get("logprobs"))
         if want_logprobs:
             # Token probabilities come from the alignment pass that word timestamps run.
             options["word_timestamps"] = True
             recorder.start()
-        audio = decode(job.audio, max_audio_seconds)
+        if audio is None:
+            audio = decode(job.audio, max_audio_seconds)
         batch_size = job.options.get("batch_size")
         if batch_size is None:
             batch_size = long_audio.batch_size_for(options, audio.size / SAMPLING_RATE)

@@ -2,6 +2,8 @@
 
 gateway -> worker (stdin)
   {"type": "transcribe", "job": ID, "audio": PATH, "options": {faster-whisper transcribe() kwargs}}
+  {"type": "transcribe_batch", "jobs": [{"job": ID, "audio": PATH, "options": {...}}, ...]}
+      short jobs with identical options, decoded together (batching.py); answered per job as above
   {"type": "cancel", "job": ID}
   {"type": "shutdown"}
 worker -> gateway (stdout)

@@ -119,6 +119,20 @@ class WorkerProcess:
             if message["type"] in ("done", "error"):
                 return messages
 
+    def run_batch(self, jobs: list[dict[str, Any]], timeout: float = JOB_TIMEOUT) -> list[dict[str, Any]]:
+        """Sends one transcribe_batch message; the messages of all its jobs, until each has ended."""
+        self.send({"type": "transcribe_batch", "jobs": jobs})
+        pending = {job["job"] for job in jobs}
+        deadline = time.monotonic() + timeout
+        messages: list[dict[str, Any]] = []
+        while pending:
+            message = self.next_message(timeout=max(0.1, deadline - time.monotonic()))
+            assert message.get("job") in {job["job"] for job in jobs}, f"unexpected message {message!r}"
+            messages.append(message)
+            if message["type"] in ("done", "error"):
+                pending.discard(message["job"])
+        return messages
+
     def transcribe(self, audio: Path | str, options: dict[str, Any] | None = None,
                    timeout: float = JOB_TIMEOUT) -> list[dict[str, Any]]:
         return self.collect(self.submit(audio, options), timeout=timeout)

@@ -429,3 +429,42 @@ def test_audio_over_the_duration_limit_is_refused_before_decoding(spawn_worker, 
     error = assert_failed_with(worker.transcribe(audio_dir / "multilingual.mp3"), "audio_too_long")
     assert "60 s" in error["message"] and "30 s" in error["message"]
     assert_succeeded(worker.transcribe(audio_dir / "jfk.flac"))
+
+
+def transcripts_by_job(messages: list[dict]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for message in by_type(messages, "segment"):
+        texts[message["job"]] = texts.get(message["job"], "") + message["segment"]["text"]
+    return texts
+
+
+def test_a_batch_of_short_jobs_gives_each_job_what_it_gets_alone(base_worker, audio_dir, tmp_path):
+    clips = ["jfk.flac", "hotwords.mp3", "stereo_diarization.wav", "jfk.flac"]
+    options = {"task": "transcribe", "temperature": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]}
+    alone = {}
+    for clip in dict.fromkeys(clips):
+        messages = base_worker.transcribe(audio_dir / clip, options)
+        assert_succeeded(messages)
+        alone[clip] = normalise(transcript(messages))
+
+    not_audio = tmp_path / "notes.txt"
+    not_audio.write_text("not audio")
+    jobs = [{"job": f"batch-{i}", "audio": str(audio_dir / clip), "options": options} for i, clip in enumerate(clips)]
+    jobs.append({"job": "batch-bad", "audio": str(not_audio), "options": options})
+    messages = base_worker.run_batch(jobs)
+
+    errors = by_type(messages, "error")
+    assert [(e["job"], e["code"]) for e in errors] == [("batch-bad", "invalid_audio")]
+    done = {m["job"] for m in by_type(messages, "done")}
+    assert done == {f"batch-{i}" for i in range(len(clips))}
+    texts = transcripts_by_job(messages)
+    for i, clip in enumerate(clips):
+        assert normalise(texts[f"batch-{i}"]) == alone[clip], clip
+    infos = {m["job"]: m for m in by_type(messages, "info")}
+    for i, clip in enumerate(clips):
+        duration = infos[f"batch-{i}"]["duration"]
+        for message in by_type(messages, "segment"):
+            if message["job"] == f"batch-{i}":
+                segment = message["segment"]
+                assert 0 <= segment["start"] <= segment["end"] <= duration + 0.05, (clip, segment)
+        assert [m["segment"]["id"] for m in by_type(messages, "segment") if m["job"] == f"batch-{i}"][0] == 1
