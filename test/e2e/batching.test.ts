@@ -5,14 +5,8 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
+import { normalise } from '../support/text.ts';
 import { audioDir, startServer, type RunningServer } from '../support/server.ts';
-
-const normalise = (text: string) =>
-  text
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s]/gu, '')
-    .replace(/\s+/g, ' ')
-    .trim();
 
 const CLIPS = ['jfk.flac', 'hotwords.mp3', 'stereo_diarization.wav'];
 

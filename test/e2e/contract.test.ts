@@ -11,15 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { TranscriptionCreateParamsNonStreaming, TranscriptionStreamEvent } from 'openai/resources/audio';
 import { projectRoot } from '../../src/paths.ts';
+import { normalise } from '../support/text.ts';
 import { audioDir, JFK_TEXT, startServer, type RunningServer } from '../support/server.ts';
 import { assertErrorResponse, sdkError } from './api-errors.ts';
-
-const normalise = (text: string) =>
-  text
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s]/gu, '')
-    .replace(/\s+/g, ' ')
-    .trim();
 
 const audio = (name: string) => createReadStream(path.join(audioDir, name));
 const jfk = () => audio('jfk.flac');
