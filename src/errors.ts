@@ -66,6 +66,24 @@ export const errorKinds = {
     code: 'upload_timeout',
     doc: 'The upload stalled for longer than EARSHOT_UPLOAD_IDLE_TIMEOUT_MS.',
   },
+  request_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    code: 'request_timeout',
+    doc: 'The request was not received whole within EARSHOT_REQUEST_TIMEOUT_MS.',
+  },
+  headers_too_large: {
+    status: 431,
+    type: 'invalid_request_error',
+    code: 'headers_too_large',
+    doc: 'The request headers are over EARSHOT_MAX_HEADER_BYTES.',
+  },
+  malformed_http: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: null,
+    doc: 'The request is not valid HTTP (bad framing, bad Content-Length).',
+  },
   missing_api_key: {
     status: 401,
     type: 'invalid_request_error',

@@ -6,6 +6,8 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash, randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Config } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { ModelRegistry } from '../engine/models.ts';
@@ -62,6 +64,29 @@ export function recordRequest(
   );
 }
 
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (oversized headers, broken framing,
+ * a request that took too long to arrive) still get an OpenAI-shaped error, then the socket closes.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const apiError =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError('headers_too_large', 'The request headers are too large.')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ApiError('request_timeout', 'The request was not received in time.')
+        : new ApiError('malformed_http', `The request is not valid HTTP (${error.code ?? error.message}).`);
+  const body = JSON.stringify(apiError.toJSON());
+  socket.end(
+    `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status] ?? 'Error'}\r\n` +
+      'content-type: application/json; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -77,6 +102,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     http: { maxHeaderSize: config.maxHeaderBytes },
     requestTimeout: config.requestTimeoutMs,
     return503OnClosing: true,
+    clientErrorHandler: answerClientError,
   });
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
@@ -126,6 +152,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   const uploads = await UploadDirectory.create(config.tmpDir);
   app.addHook('onClose', async () => uploads.close());
+  // Closing waits for every connection to end. A response finished after close began (a request in
+  // flight at SIGTERM) leaves its keep-alive connection open until the keep-alive timeout (72 s),
+  // past the shutdown grace period: close connections as soon as they are idle.
+  app.addHook('preClose', async () => {
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    app.server.once('close', () => clearInterval(sweep));
+  });
 
   app.setErrorHandler(async (error, request, reply) => {
     if (error instanceof JobCancelledError) {

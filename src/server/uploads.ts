@@ -73,21 +73,32 @@ function multipartError(error: unknown, maxBytes: number): ApiError {
 }
 
 /**
- * Fails the file stream when no byte has arrived for `idleMs`, so a stalled upload ends with a 408
- * rather than holding a connection and a temporary file until the request timeout.
+ * Rejects when no byte of the request body has arrived for `idleMs`, wherever the upload stalls
+ * (before the file, inside it or after it), so a stalled client gets a 408 instead of holding a
+ * connection and a temporary file until the request timeout.
  */
-function stallGuard(stream: NodeJS.ReadableStream & { destroy(error?: Error): void }, idleMs: number): () => void {
-  let timer: NodeJS.Timeout;
+function stallWatch(request: FastifyRequest, idleMs: number): { stalled: Promise<never>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let fail: (error: ApiError) => void = () => undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(
-      () => stream.destroy(new ApiError('upload_timeout', `The upload stalled: no data for ${idleMs} ms.`)),
+      () => fail(new ApiError('upload_timeout', `The upload stalled: no data for ${idleMs} ms.`)),
       idleMs,
     );
   };
-  stream.on('data', arm);
+  request.raw.on('data', arm);
   arm();
-  return () => clearTimeout(timer);
+  return {
+    stalled,
+    stop: () => {
+      clearTimeout(timer);
+      request.raw.off('data', arm);
+    },
+  };
 }
 
 export async function receiveForm(
@@ -101,7 +112,8 @@ export async function receiveForm(
   }
   const fields = new Map<string, string[]>();
   let file: Upload | undefined;
-  try {
+
+  const readParts = async () => {
     for await (const part of request.parts({ limits: { fileSize: maxBytes, files: 1 } })) {
       const name = fieldName(part.fieldname);
       if (part.type === 'file') {
@@ -114,18 +126,8 @@ export async function receiveForm(
           );
         }
         const target = uploads.newFilePath();
-        file = {
-          path: target,
-          filename: part.filename,
-          bytes: 0,
-          remove: () => rm(target, { force: true }),
-        };
-        const disarm = stallGuard(part.file, idleTimeoutMs);
-        try {
-          await pipeline(part.file, createWriteStream(target));
-        } finally {
-          disarm();
-        }
+        file = { path: target, filename: part.filename, bytes: 0, remove: () => rm(target, { force: true }) };
+        await pipeline(part.file, createWriteStream(target));
         file.bytes = part.file.bytesRead;
       } else {
         const values = fields.get(name) ?? [];
@@ -133,9 +135,19 @@ export async function receiveForm(
         fields.set(name, values);
       }
     }
+  };
+
+  const watch = stallWatch(request, idleTimeoutMs);
+  const reading = readParts();
+  // After a stall the reader is abandoned; its own failure, when the connection closes, is expected.
+  reading.catch(() => undefined);
+  try {
+    await Promise.race([reading, watch.stalled]);
   } catch (error) {
-    await file?.remove();
+    await (file as Upload | undefined)?.remove();
     throw multipartError(error, maxBytes);
+  } finally {
+    watch.stop();
   }
   if (!file && fields.has('file')) {
     throw new ApiError('invalid_value', "The field 'file' must be a file upload, not a text value.", 'file');

@@ -7,6 +7,7 @@ default model is loaded. Tests talk to it with the official OpenAI Python SDK.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,18 +95,21 @@ def _stop(server_proc: subprocess.Popen[str]) -> int | None:
         return None
 
 
-@pytest.fixture(scope="session")
-def earshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@contextlib.contextmanager
+def start_earshot(tmp_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """Starts earshot (uploads under tmp_dir, `extra_env` on top of the usual test environment),
+    yields it once /health answers 200, and stops it with SIGTERM, checking that it exits cleanly.
+    The session fixture `earshot` uses it; a module that needs other settings starts its own."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH; the end-to-end tests need it to start earshot")
-    tmp_dir = tmp_path_factory.mktemp("earshot-tmp")
     env = {
         **os.environ,
         "PORT": "0",
         "HOST": "127.0.0.1",
         "EARSHOT_LOG_LEVEL": "info",
         "EARSHOT_TMP_DIR": str(tmp_dir),
+        **(extra_env or {}),
     }
     server_proc = subprocess.Popen(
         [node, "--import", "tsx", str(REPO_ROOT / "src" / "main.ts")],
@@ -153,6 +157,12 @@ def earshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     reader.join(timeout=5)
     assert exit_code is not None, f"earshot did not exit within {STOP_TIMEOUT_S} s of SIGTERM and was killed"
     assert exit_code == 0, f"earshot exited with code {exit_code} after SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def earshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with start_earshot(tmp_path_factory.mktemp("earshot-tmp")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

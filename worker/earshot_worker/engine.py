@@ -57,18 +57,26 @@ class JobError(Exception):
         self.message = message
 
 
-def container_duration(path: str) -> float | None:
-    """The duration a file's container declares, read without decoding; None when it declares none."""
+@dataclass(frozen=True)
+class Probe:
+    """What a file's container says without decoding: None where it says nothing or cannot be read."""
+    has_audio: bool | None = None
+    duration: float | None = None
+
+
+def probe(path: str) -> Probe:
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            if container.duration is not None:
-                return container.duration / av.time_base
             stream = next(iter(container.streams.audio), None)
-            if stream is not None and stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
+            if stream is None:
+                return Probe(has_audio=False)
+            if container.duration is not None:
+                return Probe(True, container.duration / av.time_base)
+            if stream.duration is not None and stream.time_base is not None:
+                return Probe(True, float(stream.duration * stream.time_base))
+            return Probe(True)
     except Exception:  # an unreadable file is reported by decode() with the decoder's reason
-        return None
-    return None
+        return Probe()
 
 
 @dataclass(frozen=True)
@@ -123,9 +131,11 @@ def warm_up(model: WhisperModel) -> None:
 
 def decode(path: str, max_seconds: float) -> np.ndarray:
     # Decoding holds the whole file as float32 (about 230 MB an hour), so refuse long audio first.
-    declared = container_duration(path)
-    if declared is not None and declared > max_seconds:
-        raise JobError("audio_too_long", f"{declared:.0f} s, more than the limit of {max_seconds:.0f} s")
+    declared = probe(path)
+    if declared.has_audio is False:
+        raise JobError("invalid_audio", "the file has no audio track")
+    if declared.duration is not None and declared.duration > max_seconds:
+        raise JobError("audio_too_long", f"{declared.duration:.0f} s, more than the limit of {max_seconds:.0f} s")
     try:
         audio = decode_audio(path, sampling_rate=SAMPLING_RATE)
     except Exception as error:  # PyAV raises many types (InvalidDataError, ValueError, …)
