@@ -144,7 +144,7 @@ export async function receiveForm(
   try {
     await Promise.race([reading, watch.stalled]);
   } catch (error) {
-    await (file as Upload | undefined)?.remove();
+    await file?.remove();
     throw multipartError(error, maxBytes);
   } finally {
     watch.stop();
