@@ -48,8 +48,8 @@ declare module 'fastify' {
 // Request ids a client may set with x-request-id: short and printable, so they are safe in logs.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Logs the request's one line and counts it; streamed responses call it themselves when they end. */
-export function recordRequest(
+/** Logs the request's one line and counts it (streamed responses included: the hook sees them end). */
+function recordRequest(
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
@@ -101,7 +101,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: 1024 * 1024,
     http: { maxHeaderSize: config.maxHeaderBytes },
     requestTimeout: config.requestTimeoutMs,
-    return503OnClosing: true,
+    // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
+    return503OnClosing: false,
     clientErrorHandler: answerClientError,
   });
 
@@ -155,7 +156,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Closing waits for every connection to end. A response finished after close began (a request in
   // flight at SIGTERM) leaves its keep-alive connection open until the keep-alive timeout (72 s),
   // past the shutdown grace period: close connections as soon as they are idle.
+  let closing = false;
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new ApiError('server_not_ready', 'The server is shutting down; retry on another instance or later.');
+  });
   app.addHook('preClose', async () => {
+    closing = true;
     const sweep = setInterval(() => app.server.closeIdleConnections(), 100).unref();
     app.server.once('close', () => clearInterval(sweep));
   });

@@ -1,5 +1,6 @@
 // Starts the real earshot server (src/main.ts, as `npm start` does) on a free port, waits until the
-// default model is ready, and stops it. End-to-end tests call it with the official OpenAI SDK.
+// default model is ready (unless told not to), and stops it. End-to-end tests call it with the
+// official OpenAI SDK.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -18,9 +19,17 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
+export interface StartOptions {
+  /** Wait until /health answers 200 (the default); false returns as soon as the server listens. */
+  waitForReady?: boolean;
+}
+
 const READY_TIMEOUT_MS = 120_000;
 
-export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
+export async function startServer(
+  env: Record<string, string> = {},
+  options: StartOptions = {},
+): Promise<RunningServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts')], {
     cwd: projectRoot,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EARSHOT_LOG_LEVEL: 'info', ...env },
@@ -40,10 +49,15 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     child.once('exit', (code) => reject(new Error(`earshot exited with code ${code} before listening`)));
   });
   const url = await listening;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while ((await fetch(`${url}/health`)).status !== 200) {
-    if (Date.now() > deadline) throw new Error('earshot did not become ready in time');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  if (options.waitForReady ?? true) {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while ((await fetch(`${url}/health`)).status !== 200) {
+      if (Date.now() > deadline) {
+        child.kill('SIGTERM');
+        throw new Error('earshot did not become ready in time');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
   return {
     url,
@@ -57,4 +71,26 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
       return code;
     },
   };
+}
+
+/**
+ * Resolves with the first log entry with message `msg` logged after `server.logs[from]` (and
+ * matching `match`, if given); rejects after `timeoutMs`.
+ */
+export async function waitForLog(
+  server: RunningServer,
+  msg: string,
+  {
+    from = 0,
+    timeoutMs = 30_000,
+    match,
+  }: { from?: number; timeoutMs?: number; match?: (entry: Record<string, unknown>) => boolean } = {},
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entry = server.logs.slice(from).find((e) => e.msg === msg && (match?.(e) ?? true));
+    if (entry) return entry;
+    if (Date.now() > deadline) throw new Error(`no "${msg}" in the server's log within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -13,7 +13,7 @@ import {
   type Task,
   type TranscriptionRequest,
 } from '../../protocol/transcription-request.ts';
-import { recordRequest, type AppDependencies } from '../app.ts';
+import type { AppDependencies } from '../app.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
 import { toApiError } from '../errors.ts';
 
@@ -110,11 +110,9 @@ export async function transcriptionRoutes(
         reply.raw.write(errorEvent(apiError.toJSON()));
       }
       reply.raw.end();
-      recordRequest(request, reply, 200, deps.metrics);
       return;
     }
     reply.raw.end(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
-    recordRequest(request, reply, 200, deps.metrics);
   }
 
   async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
