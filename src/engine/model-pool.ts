@@ -1,0 +1,273 @@
+// One loaded model: its worker processes and its bounded FIFO queue. A free worker takes the next
+// job together with the waiting jobs it can be batched with; a worker that dies is restarted with
+// backoff (a pinned model's forever; an on-demand model that cannot load fails its waiting jobs).
+import type { Logger } from 'pino';
+import { ApiError, JobCancelledError } from '../errors.ts';
+import type { EngineOptions } from './engine.ts';
+import type { Transcript } from './messages.ts';
+import type { ResolvedModel } from './models.ts';
+import { EngineWorker, type JobSpec } from './worker.ts';
+
+const RESTART_BACKOFF_MS = { first: 500, max: 30_000 };
+// Until a model has finished a job, a retry-after estimate assumes this many seconds per job.
+const ASSUMED_JOB_SECONDS = 5;
+
+/**
+ * Jobs with the same key may be decoded together in one batch; undefined means the job runs alone.
+ * Batching needs identical options (one decode, one set of options) and excludes what the batched
+ * pipeline would change: VAD, the hallucination filter, logprobs (one alignment record per job),
+ * and jobs that ask for the batched pipeline themselves.
+ */
+export function batchKey(spec: JobSpec): string | undefined {
+  const options = spec.options;
+  if (options.logprobs || options.vad_filter || options.batch_size !== undefined) return undefined;
+  if (options.hallucination_silence_threshold !== undefined) return undefined;
+  return JSON.stringify(Object.entries(options).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+interface QueuedJob {
+  spec: JobSpec;
+  signal: AbortSignal | undefined;
+  queuedAt: number;
+  resolve: (transcript: Transcript) => void;
+  reject: (error: Error) => void;
+}
+
+export type PoolState = 'loading' | 'ready' | 'failed';
+
+export interface PoolStatus {
+  model: string;
+  state: PoolState;
+  pinned: boolean;
+  /** Seconds since the model last finished or received a job. */
+  idleSeconds: number;
+  workers: number;
+  queued: number;
+  running: number;
+  restarts: number;
+  maxQueued: number;
+  lastError: string | undefined;
+}
+
+export class ModelPool {
+  state: PoolState = 'loading';
+  lastError: string | undefined;
+  restarts = 0;
+  private readonly workers = new Set<EngineWorker>();
+  private readonly queue: QueuedJob[] = [];
+  private consecutiveFailures = 0;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private averageJobSeconds = ASSUMED_JOB_SECONDS;
+  private lastUsed = performance.now();
+  readonly firstReady: Promise<void>;
+  private resolveFirstReady!: () => void;
+  private rejectFirstReady!: (error: Error) => void;
+
+  constructor(
+    readonly model: ResolvedModel,
+    private readonly options: EngineOptions,
+    readonly pinned: boolean,
+    private readonly log: Logger,
+    private readonly onFailed: (pool: ModelPool) => void,
+  ) {
+    this.firstReady = new Promise<void>((resolve, reject) => {
+      this.resolveFirstReady = resolve;
+      this.rejectFirstReady = reject;
+    });
+    this.firstReady.catch(() => undefined);
+    for (let i = 0; i < options.workersPerModel; i++) this.startWorker();
+  }
+
+  submit(spec: JobSpec, signal: AbortSignal | undefined): Promise<Transcript> {
+    if (this.state === 'failed' && !this.pinned) {
+      return Promise.reject(new ApiError('model_load_failed', this.lastError ?? 'The model could not be loaded.'));
+    }
+    if (this.queue.length >= this.options.maxQueuedJobs) {
+      const retryAfter = this.retryAfterSeconds();
+      return Promise.reject(
+        new ApiError(
+          'server_overloaded',
+          `The server is overloaded: ${this.queue.length} jobs are waiting for model ${this.model.id}. Retry after ${retryAfter} s.`,
+          null,
+          retryAfter,
+        ),
+      );
+    }
+    this.lastUsed = performance.now();
+    return new Promise<Transcript>((resolve, reject) => {
+      const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
+      if (signal?.aborted) return reject(new JobCancelledError());
+      signal?.addEventListener('abort', () => this.cancel(job), { once: true });
+      this.queue.push(job);
+      this.dispatch();
+    });
+  }
+
+  status(): PoolStatus {
+    const workers = [...this.workers];
+    return {
+      model: this.model.id,
+      state: this.state,
+      pinned: this.pinned,
+      idleSeconds: this.idle ? (performance.now() - this.lastUsed) / 1000 : 0,
+      workers: workers.filter((w) => w.usable).length,
+      queued: this.queue.length,
+      running: workers.filter((w) => w.busy).length,
+      restarts: this.restarts,
+      maxQueued: this.options.maxQueuedJobs,
+      lastError: this.lastError,
+    };
+  }
+
+  /** No job waiting or running. */
+  get idle(): boolean {
+    return this.queue.length === 0 && ![...this.workers].some((worker) => worker.busy);
+  }
+
+  get lastUsedAt(): number {
+    return this.lastUsed;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    for (const job of this.queue.splice(0)) {
+      job.reject(new ApiError('server_not_ready', 'The server is shutting down.'));
+    }
+    await Promise.all([...this.workers].map((worker) => worker.stop()));
+  }
+
+  /** How long until the queue has room: the jobs ahead, shared among the workers, at the recent pace. */
+  private retryAfterSeconds(): number {
+    const workers = Math.max(1, [...this.workers].filter((w) => w.usable).length);
+    return Math.max(1, Math.ceil((this.averageJobSeconds * (this.queue.length + 1)) / workers));
+  }
+
+  private cancel(job: QueuedJob): void {
+    const index = this.queue.indexOf(job);
+    if (index >= 0) {
+      this.queue.splice(index, 1);
+      job.reject(new JobCancelledError());
+      return;
+    }
+    for (const worker of this.workers) worker.cancel(job.spec.id);
+  }
+
+  /** Gives each idle worker the next job, with the queued jobs that can be decoded in one batch with it. */
+  private dispatch(): void {
+    for (const worker of this.workers) {
+      if (this.queue.length === 0) return;
+      if (!worker.usable || worker.busy) continue;
+      const head = this.queue.shift()!;
+      const batch = [head];
+      const key = this.options.maxBatch > 1 ? batchKey(head.spec) : undefined;
+      for (let i = 0; key !== undefined && i < this.queue.length && batch.length < this.options.maxBatch;) {
+        if (batchKey(this.queue[i]!.spec) === key) batch.push(...this.queue.splice(i, 1));
+        else i++;
+      }
+      if (batch.length > 1) {
+        this.log.info({ model: this.model.id, jobs: batch.map((job) => job.spec.id) }, 'decoding a batch');
+      }
+      this.run(worker, batch);
+    }
+  }
+
+  private run(worker: EngineWorker, jobs: QueuedJob[]): void {
+    const started = performance.now();
+    for (const job of jobs) this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
+    const results = worker.run(jobs.map((job) => job.spec));
+    const settled = jobs.map((job, index) =>
+      results[index]!.then(
+        (transcript) => {
+          const seconds = (performance.now() - started) / 1000;
+          this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
+          job.resolve(transcript);
+        },
+        (error: Error) => {
+          const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
+          this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
+          job.reject(error);
+        },
+      ),
+    );
+    void Promise.all(settled).then(() => {
+      // The pace per job, for retry-after: a batch of n counts as n jobs in its time.
+      const perJob = (performance.now() - started) / 1000 / jobs.length;
+      this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * perJob;
+      this.afterJob(worker);
+    });
+  }
+
+  /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */
+  private afterJob(worker: EngineWorker): void {
+    this.lastUsed = performance.now();
+    if (worker.usable && !this.stopping) {
+      const { workerMaxJobs, workerMaxRssMb } = this.options;
+      const rss = workerMaxRssMb > 0 ? worker.rssMb() : undefined;
+      const reason =
+        workerMaxJobs > 0 && worker.jobsDone >= workerMaxJobs
+          ? `it has run ${worker.jobsDone} jobs`
+          : rss !== undefined && rss > workerMaxRssMb
+            ? `its memory is ${Math.round(rss)} MiB`
+            : undefined;
+      if (reason) {
+        this.log.info({ model: this.model.id, pid: worker.pid, reason }, 'recycling engine worker');
+        this.workers.delete(worker);
+        void worker.stop();
+        this.startWorker();
+      }
+    }
+    this.dispatch();
+  }
+
+  private startWorker(): void {
+    const worker = new EngineWorker(this.model, this.options.worker, this.log);
+    this.workers.add(worker);
+    worker.once('exit', (reason) => {
+      // A worker recycled on purpose has already left the pool.
+      if (!this.workers.delete(worker)) return;
+      // A load failure of an on-demand model is handled by the `ready` rejection below.
+      if (this.stopping || (!worker.loaded && !this.pinned)) return;
+      if (worker.loaded) {
+        this.log.error({ model: this.model.id, reason, stderr: worker.recentStderr() }, 'engine worker died');
+      }
+      this.lastError = `engine worker ${reason}`;
+      this.options.observer?.workerRestarted?.(this.model.id, reason);
+      this.scheduleRestart();
+    });
+    worker.ready.then(
+      () => {
+        this.state = 'ready';
+        this.consecutiveFailures = 0;
+        this.lastError = undefined;
+        this.options.observer?.modelLoaded?.(this.model.id, worker.loadSeconds ?? 0);
+        this.resolveFirstReady();
+        this.dispatch();
+      },
+      (error: Error) => {
+        this.lastError = error.message;
+        this.log.error(
+          { model: this.model.id, err: error.message, stderr: worker.recentStderr() },
+          'model load failed',
+        );
+        if (!this.pinned) {
+          this.state = 'failed';
+          this.stopping = true;
+          for (const job of this.queue.splice(0)) job.reject(error);
+          this.rejectFirstReady(error);
+          this.onFailed(this);
+        }
+      },
+    );
+  }
+
+  private scheduleRestart(): void {
+    const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** this.consecutiveFailures);
+    this.consecutiveFailures++;
+    this.restarts++;
+    if (this.state === 'ready' && ![...this.workers].some((w) => w.usable)) this.state = 'loading';
+    this.log.warn({ model: this.model.id, delayMs: delay }, 'restarting engine worker');
+    this.restartTimer = setTimeout(() => this.startWorker(), delay);
+  }
+}
