@@ -8,7 +8,6 @@ import type { ResolvedModel } from './models.ts';
 import { ModelPool, type PoolStatus } from './model-pool.ts';
 import type { JobSpec, WorkerSettings } from './worker.ts';
 
-
 /** What the engine reports as it works; metrics listen here. */
 export interface EngineObserver {
   jobStarted?(model: string, queueSeconds: number): void;

@@ -4,13 +4,12 @@
 // the exact error of every rejected request.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { TranscriptionCreateParamsNonStreaming, TranscriptionStreamEvent } from 'openai/resources/audio';
-import { projectRoot } from '../../src/paths.ts';
+import { modelsFixture } from '../support/fixtures.ts';
 import { normalise } from '../support/text.ts';
 import { audioDir, JFK_TEXT, startServer, type RunningServer } from '../support/server.ts';
 import { assertErrorResponse, sdkError } from './api-errors.ts';
@@ -94,20 +93,14 @@ describe('the OpenAI contract, through the OpenAI Node SDK', () => {
   let fixtures: string;
 
   before(async () => {
-    // A models directory with an OWNER/NAME model: symlinks to the bundled tiny.en files.
-    fixtures = await mkdtemp(path.join(os.tmpdir(), 'earshot-contract-'));
-    const copy = path.join(fixtures, 'models', 'acme', 'tiny-copy');
-    await mkdir(copy, { recursive: true });
-    await mkdir(path.join(fixtures, 'hub-cache'));
-    const tinyEn = path.join(projectRoot, '.venv', 'earshot-models', 'tiny.en');
-    for (const file of ['model.bin', 'config.json', 'tokenizer.json', 'vocabulary.txt']) {
-      await symlink(path.join(tinyEn, file), path.join(copy, file));
-    }
+    // A models directory with an OWNER/NAME model: a copy of the bundled tiny.en.
+    const fixture = await modelsFixture(['acme/tiny-copy']);
+    fixtures = fixture.root;
     server = await startServer({
-      EARSHOT_MODELS_DIR: path.join(fixtures, 'models'),
+      EARSHOT_MODELS_DIR: fixture.models,
       // Offline and with an empty hub cache, so the model list holds exactly what this file set up.
       EARSHOT_HUB_DOWNLOAD: 'false',
-      EARSHOT_HUB_CACHE_DIR: path.join(fixtures, 'hub-cache'),
+      EARSHOT_HUB_CACHE_DIR: fixture.hubCache,
     });
     client = new OpenAI({ baseURL: server.baseURL, apiKey: 'not-needed', maxRetries: 0 });
   });
