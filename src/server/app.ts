@@ -37,6 +37,8 @@ export interface RequestSummary {
   task?: string;
   audioSeconds?: number;
   error?: string;
+  /** Set once the request's line is written, so that it is written once. */
+  recorded?: boolean;
 }
 
 declare module 'fastify' {
@@ -48,18 +50,26 @@ declare module 'fastify' {
 // Request ids a client may set with x-request-id: short and printable, so they are safe in logs.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Logs the request's one line and counts it (streamed responses included: the hook sees them end). */
+// Not an HTTP status sent to anyone: nginx's code for a client that closed the connection first.
+const CLIENT_CLOSED = 499;
+
+/**
+ * Logs the request's one line and counts it, once: when its response finished (streamed ones
+ * included), or when its client went away before that.
+ */
 function recordRequest(
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
   metrics: Metrics | undefined,
 ): void {
+  if (request.summary.recorded) return;
+  request.summary.recorded = true;
   const seconds = reply.elapsedTime / 1000;
   const route = request.routeOptions.url ?? 'unknown';
   metrics?.observeRequest(route, request.method, status, seconds);
   request.log.info(
-    { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary },
+    { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary, recorded: undefined },
     'request done',
   );
 }
@@ -110,6 +120,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.addHook('onRequest', async (request, reply) => {
     request.summary = {};
     reply.header('x-request-id', request.id);
+    reply.raw.on('close', () => {
+      if (reply.raw.writableFinished) return;
+      request.summary.error ??= 'client_disconnected';
+      recordRequest(request, reply, CLIENT_CLOSED, deps.metrics);
+    });
   });
   app.addHook('onResponse', async (request, reply) => recordRequest(request, reply, reply.statusCode, deps.metrics));
 
