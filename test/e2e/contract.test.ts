@@ -337,7 +337,9 @@ describe('the OpenAI contract, through the OpenAI Node SDK', () => {
     it('lists the models it can serve, in OpenAI shape', async () => {
       const ids: string[] = [];
       for await (const model of client.models.list()) {
-        assert.deepEqual(Object.keys(model).sort(), ['created', 'id', 'object', 'owned_by']);
+        // OpenAI's four fields, plus earshot's `state` (which the SDK passes through).
+        assert.deepEqual(Object.keys(model).sort(), ['created', 'id', 'object', 'owned_by', 'state']);
+        assert.ok(['loaded', 'loading', 'available'].includes((model as unknown as { state: string }).state));
         assert.equal(model.object, 'model');
         assert.ok(Number.isInteger(model.created) && model.created >= 0);
         assert.equal(typeof model.owned_by, 'string');
