@@ -183,6 +183,12 @@ def bundled_model(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The bundled tiny.en directory (test modules cannot import conftest by name: test/e2e_python has one too)."""
+    return bundled_model("tiny.en")
+
+
 def _ready_worker(name: str) -> Iterator[WorkerProcess]:
     worker, first = start_worker(bundled_model(name))
     assert first["type"] == "ready", f"expected ready, got {first!r}; stderr:\n{worker.stderr_tail()}"

@@ -17,8 +17,6 @@ import pytest
 from earshot_worker import bundled
 from earshot_worker.engine import ALLOWED_OPTIONS
 
-from conftest import bundled_model
-
 JFK_REFERENCE = (
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 )
@@ -423,8 +421,8 @@ def test_audio_shorter_than_a_tenth_of_a_second_is_audio_too_short(tiny_worker, 
     assert str(clip) not in error["message"]
 
 
-def test_audio_over_the_duration_limit_is_refused_before_decoding(spawn_worker, audio_dir):
-    worker, first = spawn_worker(bundled_model("tiny.en"), "--max-audio-seconds", "30", "--no-warmup")
+def test_audio_over_the_duration_limit_is_refused_before_decoding(spawn_worker, audio_dir, tiny_model_dir):
+    worker, first = spawn_worker(tiny_model_dir, "--max-audio-seconds", "30", "--no-warmup")
     assert first["type"] == "ready"
     error = assert_failed_with(worker.transcribe(audio_dir / "multilingual.mp3"), "audio_too_long")
     assert "60 s" in error["message"] and "30 s" in error["message"]
