@@ -259,7 +259,9 @@ export const optionSpecs = [
     key: 'maxBatch',
     env: 'EARSHOT_MAX_BATCH',
     flag: '--max-batch',
-    default: '8',
+    // Off by default: on 2 cores one decode already fills the cores, and bench/concurrency.py measured
+    // no gain from batching next to two single-threaded workers (bench/README.md).
+    default: '1',
     description:
       'Short requests for the same model with identical options that wait together are decoded in one batch of up to this many; 1 turns cross-request batching off. See README, "Batching".',
     parse: integer(1, 64),
@@ -268,7 +270,9 @@ export const optionSpecs = [
     key: 'workersPerModel',
     env: 'EARSHOT_WORKERS_PER_MODEL',
     flag: '--workers-per-model',
-    default: '1',
+    // Two single-threaded processes served 8 requests in flight 1.4x faster than one two-threaded
+    // process on the 2-core machine (bench/concurrency.py); one request alone is slower that way.
+    default: '2',
     description: 'Engine worker processes per loaded model, each with its own copy of the model.',
     parse: integer(1, 64),
   },

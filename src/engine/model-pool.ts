@@ -41,7 +41,9 @@ export interface PoolStatus {
   pinned: boolean;
   /** Seconds since the model last finished or received a job. */
   idleSeconds: number;
+  /** Workers ready to serve, out of `size` configured. */
   workers: number;
+  size: number;
   queued: number;
   running: number;
   restarts: number;
@@ -112,6 +114,7 @@ export class ModelPool {
       pinned: this.pinned,
       idleSeconds: this.idle ? (performance.now() - this.lastUsed) / 1000 : 0,
       workers: workers.filter((w) => w.usable).length,
+      size: this.options.workersPerModel,
       queued: this.queue.length,
       running: workers.filter((w) => w.busy).length,
       restarts: this.restarts,

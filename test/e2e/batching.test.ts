@@ -15,7 +15,8 @@ describe('cross-request batching', () => {
   let client: OpenAI;
 
   before(async () => {
-    server = await startServer({ EARSHOT_MAX_BATCH: '8' });
+    // One worker, so that requests wait together and a batch forms whenever it is busy.
+    server = await startServer({ EARSHOT_MAX_BATCH: '8', EARSHOT_WORKERS_PER_MODEL: '1' });
     client = new OpenAI({ baseURL: server.baseURL, apiKey: 'not-needed', maxRetries: 0 });
   });
 

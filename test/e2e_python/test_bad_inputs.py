@@ -133,7 +133,11 @@ def _workers_started(server: RunningServer) -> int:
 
 @pytest.fixture(scope="module")
 def baseline(server: RunningServer, http: httpx.Client) -> dict[str, int]:
-    pool = _default_pool(_health(http))
+    # /health is 200 once one worker serves; the others of the pool may still be loading.
+    deadline = time.monotonic() + 60
+    while (pool := _default_pool(_health(http)))["workers"] < pool["size"]:
+        assert time.monotonic() < deadline, f"the default model's workers did not all start: {pool}"
+        time.sleep(0.1)
     return {"restarts": pool["restarts"], "workers_started": _workers_started(server)}
 
 
