@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks in bench/ (not a test; no timing assertions).
 
-Starts earshot as test/support/server.ts does, builds test audio from ../shared/audio, computes word
+Starts earshot as test/support/server.ts does, builds test audio from test/audio, computes word
 error rates, reads process memory and tells how busy the machine was with other work while a
 measurement ran (so that a disturbed run can be spotted and re-run).
 """
@@ -27,12 +27,12 @@ import numpy as np
 from faster_whisper.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[1]
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "test" / "audio"
 MODELS = ROOT / ".venv" / "earshot-models"
 RATE = 16000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# Reference texts, from ../shared/audio/README.md. MIT_EN is the English part of multilingual.mp3
+# Reference texts, from test/audio/README.md. MIT_EN is the English part of multilingual.mp3
 # (0-29.6 s): the MIT licence's permission paragraph as it is read there, which leaves out
 # '(the "Software")' after "documentation files" (no pause for it in the recording).
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."

@@ -15,7 +15,7 @@ from faster_whisper import WhisperModel
 
 from earshot_worker.bundled import load_catalogue, models_root
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[1] / "test" / "audio"
 RECORDINGS = ["jfk.flac", "multilingual.mp3"]
 THREADS = os.cpu_count() or 1
 

@@ -2,7 +2,7 @@
 
 Run: node --import tsx scripts/run-python.ts bench/concurrency.py [--rounds N] [--configs NAME,...]
 
-Clips (1.5-20 s, made from ../shared/audio, 16 kHz mono FLAC): jfk, its cuts, hotwords, the
+Clips (1.5-20 s, made from test/audio, 16 kHz mono FLAC): jfk, its cuts, hotwords, the
 stereo recording mixed and per channel, parts of the MIT licence reading in English and German.
 Requests: the openai SDK, model whisper-1, default options. For each configuration earshot is
 started afresh (bundled `base`, int8), warmed with one request per worker, then the 16 clips are

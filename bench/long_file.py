@@ -2,14 +2,14 @@
 
 Run: node --import tsx scripts/run-python.ts bench/long_file.py [--rounds N] [--latency-runs N]
 
-Builds a ≥ 300 s file from ../shared/audio (jfk, the English part of multilingual.mp3, hotwords,
+Builds a ≥ 300 s file from test/audio (jfk, the English part of multilingual.mp3, hotwords,
 stereo_diarization mixed to mono, 1 s of silence between them, repeated), 16 kHz mono FLAC, and
 measures with the bundled `base` model, int8, 2 CPU threads:
 
   (a) bare faster-whisper in this process: WhisperModel(...).transcribe(path), its defaults
       (beam 5, temperature fallback, no VAD);
   (b) earshot's default request (openai SDK, model whisper-1, nothing else) on earshot with its
-      default configuration;
+      default configuration (or the one given with --env KEY=VALUE, repeatable);
   (c) earshot with options identical to bare: vad_filter=false, EARSHOT_CPU_THREADS=2, one worker,
       long-audio batching off (EARSHOT_LONG_AUDIO_BATCH_SIZE=0, when that option exists);
   (d) a 5-second clip's added latency: earshot's request time minus bare transcribe time on jfk's
@@ -59,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=4, help="long-file runs per method (default 4)")
     parser.add_argument("--latency-runs", type=int, default=31, help="alternating 5 s clip runs (default 31)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="setting for the server of (b) (repeatable); default: earshot's defaults")
     args = parser.parse_args()
+    default_env = dict(item.split("=", 1) for item in args.env)
 
     b.print_machine("long file: earshot vs bare faster-whisper (base, int8, 2 threads)")
     options = b.earshot_options()
@@ -86,11 +89,15 @@ def main() -> None:
         model = WhisperModel(str(b.MODELS / "base"), device="cpu", compute_type="int8", cpu_threads=2)
         list(model.transcribe(str(b.AUDIO / "jfk.flac"))[0])  # warm-up
 
-        default_server = b.Earshot({}, "earshot (default config)")
+        default_server = b.Earshot(default_env, f"earshot ({default_env or 'default config'})")
         identical_server = b.Earshot(identical_env, "earshot (identical options)")
         try:
             for server in (default_server, identical_server):
                 server.wait_ready()
+                expected = int({**{k: v["default"] for k, v in options.items()}, **server.env}.get("EARSHOT_WORKERS_PER_MODEL", "1"))
+                deadline = time.perf_counter() + 120
+                while server.health()["models"][0].get("workers", 0) < expected and time.perf_counter() < deadline:
+                    time.sleep(0.1)
                 workers = server.health().get("models", [{}])[0].get("workers")
                 print(f"{server.label}: {server.url}, workers={workers}")
             default_client = OpenAI(base_url=default_server.base_url, api_key="unused", max_retries=0, timeout=1800)

@@ -77,7 +77,7 @@ for (const entry of args.env) {
 // ---------------------------------------------------------------------------------------------
 // Audio and the request mix
 
-const audioDir = path.resolve(projectRoot, '..', 'shared', 'audio');
+const audioDir = path.join(projectRoot, 'test', 'audio');
 type AudioName = 'jfk.flac' | 'hotwords.mp3' | 'stereo_diarization.wav' | 'multilingual.mp3';
 const AUDIO_SECONDS: Record<AudioName, number> = {
   'jfk.flac': 11.0,

@@ -25,7 +25,7 @@ import pytest
 from openai import OpenAI
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AUDIO_DIR = REPO_ROOT.parent / "shared" / "audio"
+AUDIO_DIR = REPO_ROOT / "test" / "audio"
 
 LISTEN_TIMEOUT_S = 60
 READY_TIMEOUT_S = 120
@@ -172,7 +172,7 @@ def client(earshot: RunningServer) -> OpenAI:
 
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
-    assert AUDIO_DIR.is_dir(), f"shared test audio not found at {AUDIO_DIR}"
+    assert AUDIO_DIR.is_dir(), f"test audio not found at {AUDIO_DIR}"
     return AUDIO_DIR
 
 

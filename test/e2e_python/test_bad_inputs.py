@@ -6,7 +6,7 @@ autouse fixture `server_intact`, that the upload directory is empty afterwards, 
 worker died or was replaced, and that the server logged no error. No case may get a 5xx or hang:
 every HTTP call and socket has a timeout.
 
-The inputs are generated here (PyAV and numpy) from ../shared/audio/jfk.flac: truncated encodings,
+The inputs are generated here (PyAV and numpy) from test/audio/jfk.flac: truncated encodings,
 silence, 8 channels, 96 kHz, a video without audio, a hand-made PNG; malformed multipart bodies and
 stalled uploads go over raw sockets.
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../src/paths.ts';
 
-export const audioDir = path.resolve(projectRoot, '..', 'shared', 'audio');
+export const audioDir = path.join(projectRoot, 'test', 'audio');
 export const JFK_TEXT =
   'And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.';
 

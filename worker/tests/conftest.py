@@ -21,7 +21,7 @@ import pytest
 
 WORKER_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = WORKER_DIR.parent
-AUDIO_DIR = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO_DIR = Path(__file__).resolve().parents[2] / "test" / "audio"
 MODELS_DIR = Path(sys.prefix) / "earshot-models"
 
 # The types of message a worker may write to stdout (see earshot_worker/protocol.py).
