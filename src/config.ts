@@ -2,6 +2,7 @@
 // default and what it means. The README's configuration table lists the same options (a test checks).
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { projectRoot, projectVenvPython } from './paths.ts';
 
 export interface Config {
@@ -446,18 +447,21 @@ export class InvalidConfigError extends Error {}
 
 /** Reads flags (`--port 9000` or `--port=9000`) over environment variables over defaults. */
 export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(optionSpecs.map((spec) => [spec.flag.slice(2), { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new InvalidConfigError(`${(error as Error).message} (see README, "Configuration")`);
+  }
   const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const spec = optionSpecs.find((s) => arg === s.flag || arg.startsWith(`${s.flag}=`));
-    if (!spec) throw new InvalidConfigError(`unknown option ${arg} (see README, "Configuration")`);
-    if (arg.includes('=')) {
-      flags.set(spec.flag, arg.slice(arg.indexOf('=') + 1));
-    } else {
-      const value = argv[++i];
-      if (value === undefined) throw new InvalidConfigError(`${spec.flag} needs a value`);
-      flags.set(spec.flag, value);
-    }
+  for (const spec of optionSpecs) {
+    const value = values[spec.flag.slice(2)];
+    if (typeof value === 'string') flags.set(spec.flag, value);
   }
   const config: Partial<Record<keyof Config, unknown>> = {};
   for (const spec of optionSpecs) {

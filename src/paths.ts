@@ -6,6 +6,7 @@ import path from 'node:path';
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const workerSourceDir = path.join(projectRoot, 'worker');
 export const workerRequirementsFile = path.join(workerSourceDir, 'requirements.txt');
+export const workerDevRequirementsFile = path.join(workerSourceDir, 'requirements-dev.txt');
 export const bundledModelsCatalogue = path.join(workerSourceDir, 'bundled-models.json');
 export const projectVenvDir = path.join(projectRoot, '.venv');
 export const projectVenvPython =

@@ -54,8 +54,9 @@ describe('configuration', () => {
       [[], { EARSHOT_HUB_DOWNLOAD: 'maybe' }, /must be true or false/],
       [[], { EARSHOT_MAX_UPLOAD_BYTES: 'lots' }, /must be a size/],
       [[], { EARSHOT_MODEL_ALIASES: 'a=b=c' }, /is not ALIAS or ALIAS=MODEL/],
-      [['--no-such-flag'], {}, /unknown option --no-such-flag/],
-      [['--port'], {}, /--port needs a value/],
+      [['--no-such-flag'], {}, /Unknown option '--no-such-flag'/],
+      [['--port'], {}, /--port <value>' argument missing/],
+      [['stray'], {}, /Unexpected argument 'stray'/],
     ];
     for (const [argv, env, message] of cases) {
       assert.throws(
