@@ -34,8 +34,9 @@
 //   !duration=S       the duration `info` reports (default: one second per segment, at least 1)
 // An audio path that cannot be read is answered with error invalid_audio. A cancel of a job that
 // is waiting (or not started yet) is answered with error `cancelled`. The jobs of a batch are
-// answered in order, each as a single job would be. The fake exits at once on `shutdown` or when
-// stdin closes, whatever job it holds.
+// answered in order, each as a single job would be. On `shutdown` or when stdin closes, the fake
+// reads no more commands, finishes the jobs it has received (as the real worker does), then exits;
+// a `!hang` job is abandoned at once.
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -123,7 +124,11 @@ async function runJob({ job, audio, options }) {
   if (parsed.unreadable !== undefined) {
     return send({ type: 'error', job, code: 'invalid_audio', message: `fake: cannot read ${parsed.unreadable}` });
   }
-  if (directives.has('hang')) return new Promise(() => undefined);
+  if (directives.has('hang')) {
+    hanging = true;
+    if (draining) exit(0, drainReason);
+    return new Promise(() => undefined);
+  }
   if (directives.has('sleep')) {
     const until = Date.now() + Number(directives.get('sleep'));
     if (await wait(job, () => Date.now() >= until)) {
@@ -189,6 +194,8 @@ async function runJob({ job, audio, options }) {
 // Jobs arrive one message (one job, or one batch) at a time; they are answered in order.
 const batches = [];
 let serving = false;
+let hanging = false;
+let draining = false;
 async function serve() {
   if (serving) return;
   serving = true;
@@ -199,6 +206,16 @@ async function serve() {
     }
   }
   serving = false;
+  if (draining) exit(0, drainReason);
+}
+
+/** No more commands: finish the jobs received, then exit. */
+let drainReason = '';
+function drain(reason) {
+  if (draining) return;
+  draining = true;
+  drainReason = reason;
+  if (!serving || hanging) exit(0, reason);
 }
 
 function onCommand(line) {
@@ -217,7 +234,7 @@ function onCommand(line) {
   } else if (message.type === 'cancel') {
     cancel(String(message.job));
   } else if (message.type === 'shutdown') {
-    exit(0, 'shutdown');
+    drain('shutdown');
   } else {
     process.stderr.write(`fake: ignoring a message of type ${message.type}\n`);
   }
@@ -246,10 +263,14 @@ async function load() {
 }
 
 const input = createInterface({ input: process.stdin });
-input.on('close', () => exit(0, 'end of stdin'));
+input.on('close', () => drain('end of stdin'));
 const commands = [];
 let isReady = false;
-input.on('line', (line) => (isReady ? onCommand(line) : commands.push(line)));
+input.on('line', (line) => {
+  if (draining) return;
+  if (isReady) onCommand(line);
+  else commands.push(line);
+});
 if (await load()) {
   journal('ready');
   send({ type: 'ready', model: name, load_seconds: 0.001 });
