@@ -8,7 +8,8 @@
 //   *fail-load*        says `fatal` (model_load_failed) and exits with code 3
 //   *exit-load*        writes "fake: cannot start" to stderr and exits with code 3, saying nothing
 //   *hang-load*        never says `ready` (stops when stdin closes or it is killed)
-//   *flaky-load-N*     fails to load (as fail-load) on its first N starts, then loads (needs a journal)
+//   *flaky-load-N*     fails to load (as fail-load) on its first N starts, then loads (needs the model
+//                      directory; starts at the same time agree on which fail)
 //   *slow-load-MS*     says `ready` after MS milliseconds
 //   anything else      says `ready` at once
 //
@@ -37,7 +38,7 @@
 // answered in order, each as a single job would be. On `shutdown` or when stdin closes, the fake
 // reads no more commands, finishes the jobs it has received (as the real worker does), then exits;
 // a `!hang` job is abandoned at once.
-import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -240,15 +241,24 @@ function onCommand(line) {
   }
 }
 
+/** Claims one of `count` load failures (files created exclusively, so concurrent starts agree). */
+function claimLoadFailure(count) {
+  if (!journalPath) return false;
+  for (let index = 1; index <= count; index++) {
+    try {
+      writeFileSync(path.join(source, `load-failure-${index}`), String(process.pid), { flag: 'wx' });
+      return true;
+    } catch {
+      // Claimed by an earlier start.
+    }
+  }
+  return false;
+}
+
 async function load() {
   journal('start', { name });
   const flaky = /flaky-load-(\d+)/.exec(name);
-  const starts = journalPath
-    ? readFileSync(journalPath, 'utf8')
-        .split('\n')
-        .filter((line) => line.includes('"event":"start"')).length
-    : 1;
-  if (name.includes('fail-load') || (flaky && starts <= Number(flaky[1]))) {
+  if (name.includes('fail-load') || (flaky && claimLoadFailure(Number(flaky[1])))) {
     send({ type: 'fatal', code: 'model_load_failed', message: `fake: cannot load model ${name}` });
     exit(3, 'fatal');
   }
