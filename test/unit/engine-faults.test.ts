@@ -208,7 +208,7 @@ describe('a hung job (job timeout)', () => {
     const { app, engine } = await fakeApp(
       world,
       'hangs',
-      engineOptions({ workersPerModel: 1 }, { jobTimeoutMs: 1500 }),
+      engineOptions({ workersPerModel: 1 }, { jobTimeoutMs: 2000 }),
     );
     world.model('hangs');
     t.after(async () => {
@@ -225,7 +225,7 @@ describe('a hung job (job timeout)', () => {
     assert.equal(hung.statusCode, 504);
     assert.deepEqual(hung.json<ErrorBody>(), {
       error: {
-        message: 'The job took longer than 1500 ms and was stopped.',
+        message: 'The job took longer than 2000 ms and was stopped.',
         type: 'server_error',
         param: null,
         code: 'job_timeout',

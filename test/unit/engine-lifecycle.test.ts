@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.ts';
 import { ApiError } from '../../src/errors.ts';
-import { engineOptions, FakeWorld, job, testLogger, text, track, waitUntil } from '../support/fake-engine.ts';
+import { engineOptions, fakeApp, FakeWorld, job, testLogger, text, track, waitUntil } from '../support/fake-engine.ts';
 
 let world: FakeWorld;
 before(() => (world = new FakeWorld()));
@@ -106,5 +106,55 @@ describe('the idle TTL', () => {
       engine.status().map((pool) => pool.model),
       ['ttl-pinned'],
     );
+  });
+});
+
+describe('the admin API (idle models)', () => {
+  it('loads, lists and unloads models; refuses pinned, unknown and unloaded ones', async (t) => {
+    const { app, engine } = await fakeApp(world, 'admin-default', engineOptions());
+    t.after(async () => {
+      await app.close();
+      await engine.stop();
+    });
+    await engine.preload(world.model('admin-default'));
+    world.model('admin-extra');
+    world.model('admin-fail-load');
+    const errorOf = (response: { json: <T>() => T }) => {
+      const { message: _message, ...rest } = response.json<{ error: Record<string, unknown> }>().error;
+      return rest;
+    };
+
+    const loaded = await app.inject({ method: 'POST', url: '/api/ps/admin-extra' });
+    assert.equal(loaded.statusCode, 201);
+    assert.equal(loaded.json<{ state: string }>().state, 'ready');
+    assert.equal((await app.inject({ method: 'POST', url: '/api/ps/admin-extra' })).statusCode, 200);
+    const listed = (await app.inject({ method: 'GET', url: '/api/ps' })).json<{
+      data: { model: string; pinned: boolean }[];
+    }>();
+    assert.deepEqual(
+      listed.data.map(({ model, pinned }) => [model, pinned]),
+      [
+        ['admin-default', true],
+        ['admin-extra', false],
+      ],
+    );
+
+    assert.equal((await app.inject({ method: 'DELETE', url: '/api/ps/admin-extra' })).statusCode, 204);
+    assert.equal(engine.isLoaded('admin-extra'), false);
+    await waitUntil(() => allExited('admin-extra'), "the unloaded model's workers exit");
+
+    const notLoaded = await app.inject({ method: 'DELETE', url: '/api/ps/admin-extra' });
+    assert.equal(notLoaded.statusCode, 404);
+    assert.deepEqual(errorOf(notLoaded), { type: 'invalid_request_error', param: null, code: 'model_not_loaded' });
+    const pinned = await app.inject({ method: 'DELETE', url: '/api/ps/admin-default' });
+    assert.equal(pinned.statusCode, 409);
+    assert.deepEqual(errorOf(pinned), { type: 'invalid_request_error', param: null, code: 'model_pinned' });
+    const unknown = await app.inject({ method: 'POST', url: '/api/ps/no-such-model' });
+    assert.equal(unknown.statusCode, 404);
+    assert.deepEqual(errorOf(unknown), { type: 'invalid_request_error', param: null, code: 'model_not_found' });
+    const failed = await app.inject({ method: 'POST', url: '/api/ps/admin-fail-load' });
+    assert.equal(failed.statusCode, 503);
+    assert.deepEqual(errorOf(failed), { type: 'server_error', param: null, code: 'model_load_failed' });
+    assert.equal(engine.isLoaded('admin-default'), true);
   });
 });
