@@ -29,6 +29,7 @@
 //   !gate=PATH        wait until the file PATH exists before answering (a cancel ends the wait)
 //   !hang             never answer, not even a cancel (as a stopped process would)
 //   !crash            write "fake: crashing" to stderr and exit with code 1, mid-job
+//   !crash-after=N    the same, after sending `info` and the first N segments
 //   !error=CODE       answer `error` with that code (invalid_audio, audio_too_short, ...)
 //   !message=TEXT     the message of that error (default "fake CODE")
 //   !language=CODE    the language `info` reports (default "en")
@@ -159,7 +160,12 @@ async function runJob({ job, audio, options }) {
     duration,
     duration_after_vad: duration,
   });
+  const crashAfter = directives.has('crash-after') ? Number(directives.get('crash-after')) : undefined;
   lines.forEach((line, id) => {
+    if (id === crashAfter) {
+      process.stderr.write('fake: crashing\n');
+      exit(1, 'crash');
+    }
     const words = line.split(/\s+/);
     send({
       type: 'segment',

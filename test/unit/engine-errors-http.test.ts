@@ -139,6 +139,50 @@ describe('worker errors as OpenAI errors', () => {
   });
 });
 
+describe('streaming', () => {
+  /** The data of each server-sent event of a body. */
+  const events = (body: string) =>
+    body
+      .split('\n\n')
+      .filter(Boolean)
+      .map((event) => event.replace(/^data: /, ''));
+
+  it('sends the text as deltas, then the whole text', async () => {
+    const answer = await post('first line\nsecond line', { stream: 'true' });
+    assert.equal(answer.statusCode, 200);
+    assert.match(String(answer.headers['content-type']), /^text\/event-stream/);
+    const data = events(answer.body);
+    assert.equal(data.at(-1), '[DONE]');
+    const parsed = data
+      .slice(0, -1)
+      .map((event) => JSON.parse(event) as { type: string; delta?: string; text?: string });
+    const deltas = parsed.filter((event) => event.type === 'transcript.text.delta').map((event) => event.delta);
+    assert.ok(deltas.length >= 2, 'text arrives in pieces');
+    const done = parsed.at(-1);
+    assert.equal(done?.type, 'transcript.text.done');
+    assert.equal(done.text, 'first line second line');
+    assert.equal(deltas.join(''), done.text);
+  });
+
+  it('ends a stream whose worker crashes part way with an error event and no done event', async () => {
+    const answer = await post('first line\nsecond line\n!crash-after=1', { stream: 'true' });
+    assert.equal(answer.statusCode, 200);
+    const data = events(answer.body);
+    const parsed = data.map((event) => JSON.parse(event) as { type?: string; delta?: string } & Partial<ErrorBody>);
+    const error = parsed.at(-1)?.error;
+    assert.deepEqual(error, {
+      message: 'The engine worker stopped (exited with code 1) while transcribing; try again.',
+      type: 'server_error',
+      param: null,
+      code: 'engine_crashed',
+    });
+    const deltas = parsed.filter((event) => event.type === 'transcript.text.delta').map((event) => event.delta);
+    assert.equal(deltas.join(''), 'first line', 'the text decoded before the crash was sent');
+    assert.ok(!parsed.some((event) => event.type === 'transcript.text.done'));
+    await waitUntil(() => engine.modelStatus('fake-ok')?.workers === 1, 'the model serves again');
+  });
+});
+
 describe('a client that goes away', () => {
   // app.inject cannot disconnect once the body is read, so these requests go over a real socket.
   let url: string;
