@@ -269,6 +269,23 @@ describe('worker recycling', () => {
     assert.equal(engine.modelStatus('recycled')?.restarts, 0, 'recycling is not a restart');
   });
 
+  it('replaces a worker whose memory is over workerMaxRssMb after a job', async (t) => {
+    // Any process is over 1 MiB: every job is the last of its worker.
+    const engine = new Engine(engineOptions({ workersPerModel: 1, workerMaxRssMb: 1 }), testLogger());
+    t.after(() => engine.stop());
+    const model = world.model('recycled-rss');
+    await engine.load(model);
+    const names = ['r1', 'r2', 'r3'];
+    const transcripts = await Promise.all(names.map((name) => engine.transcribe(model, job(world.audio(name)))));
+    assert.deepEqual(transcripts.map(text), names);
+    const pids = world
+      .journal('recycled-rss')
+      .filter((entry) => entry.event === 'run')
+      .map((entry) => entry.pid);
+    assert.equal(new Set(pids).size, 3, 'one job per worker process');
+    assert.equal(engine.modelStatus('recycled-rss')?.restarts, 0);
+  });
+
   it(
     'does not give a job to a worker it is about to recycle',
     {
