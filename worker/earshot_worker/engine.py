@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
 import re
 import threading
@@ -12,7 +14,6 @@ from typing import Any, Callable
 import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
-from faster_whisper.audio import decode_audio
 
 from .logprobs import AlignmentRecorder
 from .protocol import SegmentMessage
@@ -130,25 +131,78 @@ def warm_up(model: WhisperModel) -> None:
 
 
 def decode(path: str, max_seconds: float) -> np.ndarray:
-    # Decoding holds the whole file as float32 (about 230 MB an hour), so refuse long audio first.
+    """The file's audio as 16 kHz mono float32, as faster_whisper.audio.decode_audio gives it, but
+    decoded a group of frames at a time and abandoned as soon as it passes `max_seconds`: a file whose
+    container lies about its duration (or gives none) cannot make the worker decode hours of audio.
+    What a job holds is bounded by the limit: max_seconds × 16,000 samples × 4 bytes (float32), and
+    while decoding at most 6 bytes a sample (the int16 samples and the float32 copy being filled),
+    plus one group of frames."""
     declared = probe(path)
     if declared.has_audio is False:
         raise JobError("invalid_audio", "the file has no audio track")
     if declared.duration is not None and declared.duration > max_seconds:
         raise JobError("audio_too_long", f"{declared.duration:.0f} s, more than the limit of {max_seconds:.0f} s")
+    limit = max_seconds * SAMPLING_RATE
+    chunks: list[np.ndarray] = []
+    total = 0
     try:
-        audio = decode_audio(path, sampling_rate=SAMPLING_RATE)
+        # faster-whisper's own steps (skip invalid frames, group them, resample to s16 mono 16 kHz),
+        # so that the samples are the same; the sample count is checked after each group.
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLING_RATE)
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            frames = _group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500_000)
+            for group in itertools.chain(frames, [None]):
+                for frame in resampler.resample(group):
+                    chunk = frame.to_ndarray().reshape(-1)
+                    total += chunk.size
+                    if total > limit:
+                        raise JobError("audio_too_long",
+                                       f"more than the limit of {max_seconds:.0f} s (decoding stopped there)")
+                    chunks.append(chunk)
+    except JobError:
+        raise
     except Exception as error:  # PyAV raises many types (InvalidDataError, ValueError, …)
         # The message must not reveal the server-side path of the upload.
         reason = re.sub(r"^\[Errno -?\d+\] ", "", str(error).replace(repr(path), "").replace(path, "")).rstrip(" :")
         raise JobError("invalid_audio", f"the file could not be decoded as audio ({reason})") from error
+    finally:
+        # As faster-whisper does: some resampler objects are freed only by the garbage collector.
+        resampler = None
+        gc.collect()
+    audio = np.empty(total, dtype=np.float32)
+    position = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        audio[position:position + chunk.size] = chunk
+        position += chunk.size
+    audio /= 32768.0
     if audio.size == 0:
         raise JobError("invalid_audio", "the file contains no audio samples")
     if audio.size < MINIMUM_SAMPLES:
         raise JobError("audio_too_short", f"the audio lasts {audio.size / SAMPLING_RATE:.3f} s, less than 0.1 s")
-    if audio.size > max_seconds * SAMPLING_RATE:
-        raise JobError("audio_too_long", f"{audio.size / SAMPLING_RATE:.0f} s, more than the limit of {max_seconds:.0f} s")
     return audio
+
+
+def _ignore_invalid_frames(frames: Any) -> Any:
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+
+
+def _group_frames(frames: Any, num_samples: int) -> Any:
+    fifo = av.audio.fifo.AudioFifo()
+    for frame in frames:
+        frame.pts = None  # ignore timestamp checks
+        fifo.write(frame)
+        if fifo.samples >= num_samples:
+            yield fifo.read()
+    if fifo.samples > 0:
+        yield fifo.read()
 
 
 def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
