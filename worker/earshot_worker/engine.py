@@ -107,6 +107,73 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
+class Interruptible:
+    """Stands in for the CTranslate2 model (in front of the AlignmentRecorder): before each call into
+    it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
+    cancelled job stops at the next model call (between windows, temperature fallbacks and batches)
+    rather than at the next segment. The calls themselves cannot be interrupted."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.cancelled: threading.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _check(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise JobError("cancelled", "the job was cancelled")
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.encode(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.generate(*args, **kwargs)
+
+    def align(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.align(*args, **kwargs)
+
+    def detect_language(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.detect_language(*args, **kwargs)
+
+
+# A cancelled batched job must stop within about this long: the chunks of a batch are run a few at a
+# time, as many as take about this long at the pace measured so far.
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class CancellableBatchedPipeline(BatchedInferencePipeline):
+    """faster-whisper's batched pipeline, but a batch of `batch_size` chunks is run in steps of as many
+    chunks as take about CANCEL_CHECK_SECONDS (one on a CPU, the whole batch on a fast GPU), checking
+    the job's cancel flag between steps (and, through Interruptible, between model calls). The chunks
+    are decoded independently, so the steps give what the whole batch gives."""
+
+    def __init__(self, model: WhisperModel, cancelled: threading.Event) -> None:
+        super().__init__(model)
+        self.cancelled = cancelled
+        self.seconds_per_chunk: float | None = None
+
+    def forward(self, features: Any, tokenizer: Any, chunks_metadata: Any, options: Any) -> Any:
+        results: list[Any] = []
+        position = 0
+        while position < len(features):
+            if self.cancelled.is_set():
+                raise JobError("cancelled", "the job was cancelled")
+            step = 1 if self.seconds_per_chunk is None else max(1, int(CANCEL_CHECK_SECONDS / self.seconds_per_chunk))
+            started = time.monotonic()
+            results.extend(super().forward(features[position:position + step], tokenizer,
+                                           chunks_metadata[position:position + step], options))
+            count = min(step, len(features) - position)
+            pace = (time.monotonic() - started) / count
+            self.seconds_per_chunk = pace if self.seconds_per_chunk is None else 0.5 * (self.seconds_per_chunk + pace)
+            position += count
+        return results
+
+
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
                download_root: str | None, local_files_only: bool) -> WhisperModel:
     whisper = WhisperModel(
@@ -117,7 +184,7 @@ def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
         download_root=download_root,
         local_files_only=local_files_only,
     )
-    whisper.model = AlignmentRecorder(whisper.model)
+    whisper.model = Interruptible(AlignmentRecorder(whisper.model))
     return whisper
 
 
@@ -240,7 +307,9 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
     """Runs one job, sending info, then each segment as it is decoded, then done or error.
     `audio` is the job's audio when the caller has decoded it already."""
     started = time.monotonic()
+    # Interruptible passes everything else on to the AlignmentRecorder behind it.
     recorder: AlignmentRecorder = model.model
+    model.model.cancelled = job.cancelled
     try:
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
@@ -259,7 +328,8 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own.
-                segments, info = BatchedInferencePipeline(model).transcribe(audio, batch_size=int(batch_size), **options)
+                segments, info = CancellableBatchedPipeline(model, job.cancelled).transcribe(
+                    audio, batch_size=int(batch_size), **options)
             else:
                 segments, info = model.transcribe(audio, **options)
         except (TypeError, ValueError) as error:
@@ -293,3 +363,4 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
         send({"type": "error", "job": job.id, "code": "model_error", "message": f"{type(error).__name__}: {error}"})
     finally:
         recorder.stop()
+        model.model.cancelled = None

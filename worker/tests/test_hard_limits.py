@@ -1,15 +1,17 @@
-"""Limits the worker keeps whatever a file does: a file that lies about its duration is not decoded
-past the limit.
+"""Limits the worker keeps whatever a file or a client does: a file that lies about its duration is
+not decoded past the limit, and a cancelled long job stops within a second or two, batched or not.
 """
 
 from __future__ import annotations
 
 import struct
 import time
+import wave
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 
 def messages_of(worker, job: str, timeout: float = 120.0) -> list[dict]:
@@ -85,3 +87,35 @@ def test_a_file_that_lies_about_its_duration_is_refused_without_decoding_it_whol
     assert seconds < 3, f"refused after {seconds:.1f} s"
     assert worker.transcribe(audio_dir / "hotwords.mp3")[-1]["type"] == "done"
 
+
+def long_recording(directory: Path, minutes: int = 4) -> Path:
+    """`minutes` of speech: the one-minute test recording, laid end to end, as 16 kHz WAV."""
+    from faster_whisper.audio import decode_audio
+
+    audio = np.concatenate([decode_audio(str(Path(__file__).resolve().parents[2] / "test" / "audio" /
+                                             "multilingual.mp3"))] * minutes)
+    path = directory / "long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((audio * 32767).astype(np.int16).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("options", [{"batch_size": 8}, {}], ids=["batched", "sequential"])
+def test_a_cancelled_long_job_stops_within_seconds(tiny_worker, tmp_path, options):
+    recording = long_recording(tmp_path)
+    job = tiny_worker.submit(recording, {"language": "en", **options})
+    assert tiny_worker.next_message()["type"] == "info"
+    # The decode is under way (the batched pipeline's first batch holds all eight chunks of this file).
+    time.sleep(0.5)
+    cancelled_at = time.monotonic()
+    tiny_worker.send({"type": "cancel", "job": job})
+    rest = messages_of(tiny_worker, job)
+    seconds = time.monotonic() - cancelled_at
+    print(f"{options or 'sequential'}: cancelled after {seconds:.2f} s")
+    assert_error(rest, "cancelled")
+    # One chunk (or one 30-second window) of tiny.en at most, even on a busy machine; before, a
+    # batched job ran its whole batch of eight (about 10 s here).
+    assert seconds < 4, f"the job stopped {seconds:.1f} s after the cancel"
