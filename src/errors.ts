@@ -133,6 +133,12 @@ export const errorKinds = {
     code: 'server_not_ready',
     doc: 'The server is shutting down.',
   },
+  model_unloaded: {
+    status: 503,
+    type: 'server_error',
+    code: 'model_unloaded',
+    doc: 'The model was unloaded (admin API, idle TTL, eviction) before the request finished; a retry loads it again.',
+  },
   engine_crashed: {
     status: 500,
     type: 'server_error',

@@ -63,6 +63,8 @@ const engine = new Engine(
     maxQueuedJobs: config.maxQueuedJobs,
     modelTtlSeconds: config.modelTtlSeconds,
     maxLoadedModels: config.maxLoadedModels,
+    // An unloaded model's jobs get as long to finish as requests get at shutdown.
+    unloadGraceMs: config.shutdownGraceMs,
     workerMaxJobs: config.workerMaxJobs,
     workerMaxRssMb: config.workerMaxRssMb,
     observer: metrics,
@@ -84,6 +86,8 @@ const app = await buildApp({ config, engine, registry, metrics, apiKeys: readApi
 closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error');
   else log.info({ signal }, 'shutting down');
+  // From the signal on, no worker is restarted: the signal may have gone to the whole process group.
+  engine.beginShutdown();
   await app.close();
   await engine.stop();
 });

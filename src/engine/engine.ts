@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
 import type { Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
-import { ModelPool, type PoolStatus } from './model-pool.ts';
-import type { JobSpec, WorkerSettings } from './worker.ts';
+import { ModelPool, type JobRequest, type PoolStatus, type StopOutcome } from './model-pool.ts';
+import type { WorkerSettings } from './worker.ts';
 
 /** What the engine reports as it works; metrics listen here. */
 export interface EngineObserver {
@@ -37,6 +37,8 @@ export interface EngineOptions {
   modelTtlSeconds: number;
   /** Most models loaded at once; loading another unloads the least recently used idle one. */
   maxLoadedModels: number;
+  /** How long an unloaded model's running and waiting jobs may take to finish (0: none may). */
+  unloadGraceMs: number;
   observer?: EngineObserver;
 }
 
@@ -46,6 +48,7 @@ export class Engine {
   private readonly pools = new Map<string, ModelPool>();
   private readonly sweeper: NodeJS.Timeout | undefined;
   private stopped = false;
+  private shuttingDown = false;
 
   constructor(
     private readonly options: EngineOptions,
@@ -71,19 +74,41 @@ export class Engine {
     return this.pools.has(modelId);
   }
 
-  /** Stops a model's workers; the jobs waiting for it fail. Returns false if it was not loaded. */
-  async unload(modelId: string, reason: string): Promise<boolean> {
+  /**
+   * Unloads a model: a new request loads it afresh, while its jobs running or waiting get up to
+   * `unloadGraceMs` to finish; those left then are refused or stopped with 503 `model_unloaded`,
+   * and its workers are stopped. Undefined if it was not loaded.
+   */
+  async unload(modelId: string, reason: string): Promise<StopOutcome | undefined> {
     const pool = this.pools.get(modelId);
-    if (!pool) return false;
+    if (!pool) return undefined;
     this.pools.delete(modelId);
-    this.log.info({ model: modelId, reason }, 'unloading model');
-    await pool.stop();
-    return true;
+    const { queued, running } = pool.status();
+    this.log.info({ model: modelId, reason, queued, running }, 'unloading model');
+    const outcome = await pool.stop(
+      this.options.unloadGraceMs,
+      new ApiError(
+        'model_unloaded',
+        `The model ${modelId} was unloaded (${reason}) before this request finished; retry to load it again.`,
+      ),
+    );
+    this.log.info({ model: modelId, ...outcome }, 'model unloaded');
+    return outcome;
   }
 
-  async transcribe(model: ResolvedModel, spec: JobSpec, signal?: AbortSignal): Promise<Transcript> {
+  /** Assigns the job an id of the engine's own and runs it on its model's pool. */
+  async transcribe(model: ResolvedModel, job: JobRequest, signal?: AbortSignal): Promise<Transcript> {
     if (this.stopped) throw new ApiError('server_not_ready', 'The server is shutting down.');
-    return this.pool(model, false).submit(spec, signal);
+    return this.pool(model, false).submit(job, signal);
+  }
+
+  /**
+   * The server began to shut down: jobs go on, but no worker is started or restarted any more (a
+   * signal sent to the whole process group may have reached the workers too).
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    for (const pool of this.pools.values()) pool.retire();
   }
 
   status(): PoolStatus[] {
@@ -95,6 +120,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    this.beginShutdown();
     this.stopped = true;
     clearInterval(this.sweeper);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
@@ -134,6 +160,7 @@ export class Engine {
         if (this.pools.get(failed.model.id) === failed) this.pools.delete(failed.model.id);
       });
       this.pools.set(model.id, pool);
+      if (this.shuttingDown) pool.retire();
     }
     return pool;
   }

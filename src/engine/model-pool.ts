@@ -1,12 +1,26 @@
 // One loaded model: its worker processes and its bounded FIFO queue. A free worker takes the next
 // job together with the waiting jobs it can be batched with; a worker that dies is restarted with
 // backoff (a pinned model's forever; an on-demand model that cannot load fails its waiting jobs).
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import type { EngineOptions } from './engine.ts';
 import type { Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
+
+/** A job as a caller submits it; the pool gives it its id (never the client's request id). */
+export type JobRequest = Omit<JobSpec, 'id'>;
+
+/** What became of the jobs a pool held when it was stopped. */
+export interface StopOutcome {
+  /** Jobs running or waiting at the stop that finished (with a transcript or their own error) within the grace. */
+  finished: number;
+  /** Jobs still waiting when the grace ran out, refused without running. */
+  refused: number;
+  /** Jobs still running when the grace ran out, stopped. */
+  interrupted: number;
+}
 
 const RESTART_BACKOFF_MS = { first: 500, max: 30_000 };
 // Until a model has finished a job, a retry-after estimate assumes this many seconds per job.
@@ -58,8 +72,16 @@ export class ModelPool {
   private readonly workers = new Set<EngineWorker>();
   private readonly queue: QueuedJob[] = [];
   private consecutiveFailures = 0;
+  /** No new job is taken (unloading, shutting down, or the model failed to load). */
   private stopping = false;
-  private restartTimer: NodeJS.Timeout | undefined;
+  /** No worker is started any more: the pool is stopping, or the server began to shut down. */
+  private retiring = false;
+  /** What jobs of a stopping pool are told when they cannot be served. */
+  private stopError: ApiError | undefined;
+  /** Pending restarts, one per dead worker: several workers may die together. */
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<QueuedJob>();
+  private jobsSettled = 0;
   private averageJobSeconds = ASSUMED_JOB_SECONDS;
   private lastUsed = performance.now();
   readonly firstReady: Promise<void>;
@@ -81,9 +103,13 @@ export class ModelPool {
     for (let i = 0; i < options.workersPerModel; i++) this.startWorker();
   }
 
-  submit(spec: JobSpec, signal: AbortSignal | undefined): Promise<Transcript> {
+  /** Queues a job under an id of the pool's own, which `request.listener.onQueued` learns. */
+  submit(request: JobRequest, signal: AbortSignal | undefined): Promise<Transcript> {
     if (this.state === 'failed' && !this.pinned) {
       return Promise.reject(new ApiError('model_load_failed', this.lastError ?? 'The model could not be loaded.'));
+    }
+    if (this.stopping) {
+      return Promise.reject(this.stopError ?? new ApiError('server_not_ready', 'The server is shutting down.'));
     }
     if (this.queue.length >= this.options.maxQueuedJobs) {
       const retryAfter = this.retryAfterSeconds();
@@ -97,11 +123,13 @@ export class ModelPool {
       );
     }
     this.lastUsed = performance.now();
+    const spec: JobSpec = { ...request, id: randomUUID() };
     return new Promise<Transcript>((resolve, reject) => {
       const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
       if (signal?.aborted) return reject(new JobCancelledError());
       signal?.addEventListener('abort', () => this.cancel(job), { once: true });
       this.queue.push(job);
+      spec.listener?.onQueued?.(spec.id);
       this.dispatch();
     });
   }
@@ -132,12 +160,41 @@ export class ModelPool {
     return this.lastUsed;
   }
 
-  async stop(): Promise<void> {
+  /** From now on no worker is started, not even to replace one that dies; the jobs go on. */
+  retire(): void {
+    this.retiring = true;
+    for (const timer of this.restartTimers) clearTimeout(timer);
+    this.restartTimers.clear();
+  }
+
+  /**
+   * Takes no new job, lets the running and waiting jobs finish for up to `graceMs` (while a worker
+   * is left to run them), then refuses the jobs still waiting and stops the ones still running, both
+   * with `error`, and stops every worker process of the pool.
+   */
+  async stop(
+    graceMs = 0,
+    error = new ApiError('server_not_ready', 'The server is shutting down.'),
+  ): Promise<StopOutcome> {
     this.stopping = true;
-    clearTimeout(this.restartTimer);
-    for (const job of this.queue.splice(0)) {
-      job.reject(new ApiError('server_not_ready', 'The server is shutting down.'));
+    this.stopError ??= error;
+    this.retire();
+    const settledBefore = this.jobsSettled;
+    const deadline = performance.now() + graceMs;
+    while (!this.idle && performance.now() < deadline && [...this.workers].some((worker) => worker.usable)) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - performance.now()))));
     }
+    const finished = this.jobsSettled - settledBefore;
+    const refused = this.queue.splice(0);
+    for (const job of refused) job.reject(this.stopError);
+    const interrupted = [...this.inFlight];
+    // A running job is cancelled so that its worker exits at once; its client gets `stopError`.
+    for (const job of interrupted) for (const worker of this.workers) worker.cancel(job.spec.id);
+    await this.stopWorkers();
+    return { finished, refused: refused.length, interrupted: interrupted.length };
+  }
+
+  private async stopWorkers(): Promise<void> {
     await Promise.all([...this.workers].map((worker) => worker.stop()));
   }
 
@@ -180,14 +237,25 @@ export class ModelPool {
     const started = performance.now();
     for (const job of jobs) this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
     const results = worker.run(jobs.map((job) => job.spec));
+    for (const job of jobs) this.inFlight.add(job);
     const settled = jobs.map((job, index) =>
-      results[index]!.then(
+      results[index]!.finally(() => {
+        this.inFlight.delete(job);
+        this.jobsSettled++;
+      }).then(
         (transcript) => {
           const seconds = (performance.now() - started) / 1000;
           this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
           job.resolve(transcript);
         },
-        (error: Error) => {
+        (cause: Error) => {
+          // A job stopped because its pool is going away (not because its client left) says so.
+          const error =
+            this.stopError &&
+            ((cause instanceof JobCancelledError && !job.signal?.aborted) ||
+              (cause instanceof ApiError && cause.kind === 'engine_crashed'))
+              ? this.stopError
+              : cause;
           const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
           this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
           job.reject(error);
@@ -205,7 +273,7 @@ export class ModelPool {
   /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */
   private afterJob(worker: EngineWorker): void {
     this.lastUsed = performance.now();
-    if (worker.usable && !this.stopping) {
+    if (worker.usable && !this.retiring) {
       const { workerMaxJobs, workerMaxRssMb } = this.options;
       const rss = workerMaxRssMb > 0 ? worker.rssMb() : undefined;
       const reason =
@@ -225,13 +293,15 @@ export class ModelPool {
   }
 
   private startWorker(): void {
+    // A pool that is stopping (or a server shutting down) starts no process that could outlive it.
+    if (this.retiring) return;
     const worker = new EngineWorker(this.model, this.options.worker, this.log);
     this.workers.add(worker);
     worker.once('exit', (reason) => {
       // A worker recycled on purpose has already left the pool.
       if (!this.workers.delete(worker)) return;
       // A load failure of an on-demand model is handled by the `ready` rejection below.
-      if (this.stopping || (!worker.loaded && !this.pinned)) return;
+      if (this.retiring || (!worker.loaded && !this.pinned)) return;
       if (worker.loaded) {
         this.log.error({ model: this.model.id, reason, stderr: worker.recentStderr() }, 'engine worker died');
       }
@@ -241,6 +311,8 @@ export class ModelPool {
     });
     worker.ready.then(
       () => {
+        // A worker that finishes loading after its model was dropped is already being stopped.
+        if (this.state === 'failed') return;
         this.state = 'ready';
         this.consecutiveFailures = 0;
         this.lastError = undefined;
@@ -255,11 +327,15 @@ export class ModelPool {
           'model load failed',
         );
         if (!this.pinned) {
+          this.rejectFirstReady(error);
+          if (this.state === 'failed') return;
           this.state = 'failed';
           this.stopping = true;
+          this.retire();
           for (const job of this.queue.splice(0)) job.reject(error);
-          this.rejectFirstReady(error);
           this.onFailed(this);
+          // The model is dropped: none of its other workers (loading or loaded) may stay behind.
+          void this.stopWorkers();
         }
       },
     );
@@ -271,6 +347,10 @@ export class ModelPool {
     this.restarts++;
     if (this.state === 'ready' && ![...this.workers].some((w) => w.usable)) this.state = 'loading';
     this.log.warn({ model: this.model.id, delayMs: delay }, 'restarting engine worker');
-    this.restartTimer = setTimeout(() => this.startWorker(), delay);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      this.startWorker();
+    }, delay);
+    this.restartTimers.add(timer);
   }
 }

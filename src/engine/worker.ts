@@ -1,6 +1,6 @@
 // One engine worker: a Python process that owns one loaded model and runs one job at a time.
-// It must say it is ready before it is used; it is stopped with a shutdown message, then SIGTERM,
-// then SIGKILL. A worker that dies fails the job it held with a clear error; the pool replaces it.
+// It must say it is ready before it is used; it is stopped with a shutdown message, then SIGKILL
+// (it ignores SIGINT and SIGTERM: a signal to the whole process group is the gateway's to handle). A worker that dies fails the job it held with a clear error; the pool replaces it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -36,6 +36,8 @@ export interface WorkerSettings {
 
 /** Receives a job's results as the engine produces them, before the job finishes. */
 export interface JobListener {
+  /** The job is queued, under this id (the engine's own, unique). */
+  onQueued?(jobId: string): void;
   onInfo?(info: EngineInfo): void;
   onSegment?(segment: EngineSegment): void;
 }
@@ -62,7 +64,6 @@ const STDERR_LINES_KEPT = 20;
 const SUPPORTED_FORMATS =
   "Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm'] and any other that FFmpeg decodes";
 const SHUTDOWN_GRACE_MS = 3000;
-const TERM_GRACE_MS = 2000;
 
 function workerArguments(model: ResolvedModel, settings: WorkerSettings): string[] {
   const source = model.source.kind === 'hub' ? model.source.repo : model.source.path;
@@ -192,16 +193,14 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     this.send({ type: 'cancel', job: jobId });
   }
 
-  /** Asks the worker to finish and exit; escalates to SIGTERM, then SIGKILL. */
+  /** Asks the worker to finish and exit; SIGKILL after a grace (the worker ignores SIGTERM). */
   async stop(): Promise<void> {
     if (!this.alive) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.send({ type: 'shutdown' });
     this.child.stdin.end();
-    const term = setTimeout(() => this.child.kill('SIGTERM'), SHUTDOWN_GRACE_MS);
-    const kill = setTimeout(() => this.child.kill('SIGKILL'), SHUTDOWN_GRACE_MS + TERM_GRACE_MS);
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), SHUTDOWN_GRACE_MS);
     await exited;
-    clearTimeout(term);
     clearTimeout(kill);
   }
 

@@ -22,6 +22,8 @@ export interface RunningServer {
 export interface StartOptions {
   /** Wait until /health answers 200 (the default); false returns as soon as the server listens. */
   waitForReady?: boolean;
+  /** Start the server in a process group of its own (to signal the whole group, as a terminal does). */
+  detached?: boolean;
 }
 
 const READY_TIMEOUT_MS = 120_000;
@@ -34,6 +36,7 @@ export async function startServer(
     cwd: projectRoot,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EARSHOT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
+    detached: options.detached ?? false,
   });
   const logs: Record<string, unknown>[] = [];
   const listening = new Promise<string>((resolve, reject) => {

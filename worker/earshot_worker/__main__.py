@@ -1,11 +1,22 @@
 """Entry point: python -m earshot_worker --model PATH_OR_ID [options].
 
 Loads one model, says it is ready, then runs the jobs that arrive on stdin one at a time. A reader
-thread keeps listening while a job runs, so that a cancel message takes effect at the next segment.
+thread keeps listening while a job runs, so that a cancel message takes effect at the next model call.
 The worker exits when stdin closes, so it never outlives the gateway that started it.
+
+SIGINT and SIGTERM are ignored: the gateway owns the shutdown (a shutdown message, then SIGKILL), and
+a signal sent to its whole process group (Ctrl-C, systemd's KillMode=control-group, `tini -g`) must
+not end the jobs it still lets finish. Should the gateway itself die, the worker gets SIGKILL (Linux's
+parent-death signal) instead of decoding on for nobody.
 """
 
 from __future__ import annotations
+
+import signal
+
+# First of all, before the slow imports below: a group signal can come at any time.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 import argparse
 import json
@@ -122,7 +133,19 @@ class Worker:
                         self.known.pop(job.id, None)
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a gateway killed with SIGKILL cannot stop it)."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:  # not Linux: the worker still exits when stdin closes
+        pass
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     writer = ProtocolWriter.take_over_stdout()
     try:
         args = parse_arguments(argv)

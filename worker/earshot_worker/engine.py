@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
 import re
 import threading
@@ -12,7 +14,6 @@ from typing import Any, Callable
 import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
-from faster_whisper.audio import decode_audio
 
 from .logprobs import AlignmentRecorder
 from .protocol import SegmentMessage
@@ -106,6 +107,73 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
+class Interruptible:
+    """Stands in for the CTranslate2 model (in front of the AlignmentRecorder): before each call into
+    it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
+    cancelled job stops at the next model call (between windows, temperature fallbacks and batches)
+    rather than at the next segment. The calls themselves cannot be interrupted."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.cancelled: threading.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _check(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise JobError("cancelled", "the job was cancelled")
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.encode(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.generate(*args, **kwargs)
+
+    def align(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.align(*args, **kwargs)
+
+    def detect_language(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return self._model.detect_language(*args, **kwargs)
+
+
+# A cancelled batched job must stop within about this long: the chunks of a batch are run a few at a
+# time, as many as take about this long at the pace measured so far.
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class CancellableBatchedPipeline(BatchedInferencePipeline):
+    """faster-whisper's batched pipeline, but a batch of `batch_size` chunks is run in steps of as many
+    chunks as take about CANCEL_CHECK_SECONDS (one on a CPU, the whole batch on a fast GPU), checking
+    the job's cancel flag between steps (and, through Interruptible, between model calls). The chunks
+    are decoded independently, so the steps give what the whole batch gives."""
+
+    def __init__(self, model: WhisperModel, cancelled: threading.Event) -> None:
+        super().__init__(model)
+        self.cancelled = cancelled
+        self.seconds_per_chunk: float | None = None
+
+    def forward(self, features: Any, tokenizer: Any, chunks_metadata: Any, options: Any) -> Any:
+        results: list[Any] = []
+        position = 0
+        while position < len(features):
+            if self.cancelled.is_set():
+                raise JobError("cancelled", "the job was cancelled")
+            step = 1 if self.seconds_per_chunk is None else max(1, int(CANCEL_CHECK_SECONDS / self.seconds_per_chunk))
+            started = time.monotonic()
+            results.extend(super().forward(features[position:position + step], tokenizer,
+                                           chunks_metadata[position:position + step], options))
+            count = min(step, len(features) - position)
+            pace = (time.monotonic() - started) / count
+            self.seconds_per_chunk = pace if self.seconds_per_chunk is None else 0.5 * (self.seconds_per_chunk + pace)
+            position += count
+        return results
+
+
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
                download_root: str | None, local_files_only: bool) -> WhisperModel:
     whisper = WhisperModel(
@@ -116,7 +184,7 @@ def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
         download_root=download_root,
         local_files_only=local_files_only,
     )
-    whisper.model = AlignmentRecorder(whisper.model)
+    whisper.model = Interruptible(AlignmentRecorder(whisper.model))
     return whisper
 
 
@@ -130,25 +198,78 @@ def warm_up(model: WhisperModel) -> None:
 
 
 def decode(path: str, max_seconds: float) -> np.ndarray:
-    # Decoding holds the whole file as float32 (about 230 MB an hour), so refuse long audio first.
+    """The file's audio as 16 kHz mono float32, as faster_whisper.audio.decode_audio gives it, but
+    decoded a group of frames at a time and abandoned as soon as it passes `max_seconds`: a file whose
+    container lies about its duration (or gives none) cannot make the worker decode hours of audio.
+    What a job holds is bounded by the limit: max_seconds × 16,000 samples × 4 bytes (float32), and
+    while decoding at most 6 bytes a sample (the int16 samples and the float32 copy being filled),
+    plus one group of frames."""
     declared = probe(path)
     if declared.has_audio is False:
         raise JobError("invalid_audio", "the file has no audio track")
     if declared.duration is not None and declared.duration > max_seconds:
         raise JobError("audio_too_long", f"{declared.duration:.0f} s, more than the limit of {max_seconds:.0f} s")
+    limit = max_seconds * SAMPLING_RATE
+    chunks: list[np.ndarray] = []
+    total = 0
     try:
-        audio = decode_audio(path, sampling_rate=SAMPLING_RATE)
+        # faster-whisper's own steps (skip invalid frames, group them, resample to s16 mono 16 kHz),
+        # so that the samples are the same; the sample count is checked after each group.
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLING_RATE)
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            frames = _group_frames(_ignore_invalid_frames(container.decode(audio=0)), 500_000)
+            for group in itertools.chain(frames, [None]):
+                for frame in resampler.resample(group):
+                    chunk = frame.to_ndarray().reshape(-1)
+                    total += chunk.size
+                    if total > limit:
+                        raise JobError("audio_too_long",
+                                       f"more than the limit of {max_seconds:.0f} s (decoding stopped there)")
+                    chunks.append(chunk)
+    except JobError:
+        raise
     except Exception as error:  # PyAV raises many types (InvalidDataError, ValueError, …)
         # The message must not reveal the server-side path of the upload.
         reason = re.sub(r"^\[Errno -?\d+\] ", "", str(error).replace(repr(path), "").replace(path, "")).rstrip(" :")
         raise JobError("invalid_audio", f"the file could not be decoded as audio ({reason})") from error
+    finally:
+        # As faster-whisper does: some resampler objects are freed only by the garbage collector.
+        resampler = None
+        gc.collect()
+    audio = np.empty(total, dtype=np.float32)
+    position = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        audio[position:position + chunk.size] = chunk
+        position += chunk.size
+    audio /= 32768.0
     if audio.size == 0:
         raise JobError("invalid_audio", "the file contains no audio samples")
     if audio.size < MINIMUM_SAMPLES:
         raise JobError("audio_too_short", f"the audio lasts {audio.size / SAMPLING_RATE:.3f} s, less than 0.1 s")
-    if audio.size > max_seconds * SAMPLING_RATE:
-        raise JobError("audio_too_long", f"{audio.size / SAMPLING_RATE:.0f} s, more than the limit of {max_seconds:.0f} s")
     return audio
+
+
+def _ignore_invalid_frames(frames: Any) -> Any:
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+
+
+def _group_frames(frames: Any, num_samples: int) -> Any:
+    fifo = av.audio.fifo.AudioFifo()
+    for frame in frames:
+        frame.pts = None  # ignore timestamp checks
+        fifo.write(frame)
+        if fifo.samples >= num_samples:
+            yield fifo.read()
+    if fifo.samples > 0:
+        yield fifo.read()
 
 
 def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
@@ -186,7 +307,9 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
     """Runs one job, sending info, then each segment as it is decoded, then done or error.
     `audio` is the job's audio when the caller has decoded it already."""
     started = time.monotonic()
+    # Interruptible passes everything else on to the AlignmentRecorder behind it.
     recorder: AlignmentRecorder = model.model
+    model.model.cancelled = job.cancelled
     try:
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
@@ -205,7 +328,8 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own.
-                segments, info = BatchedInferencePipeline(model).transcribe(audio, batch_size=int(batch_size), **options)
+                segments, info = CancellableBatchedPipeline(model, job.cancelled).transcribe(
+                    audio, batch_size=int(batch_size), **options)
             else:
                 segments, info = model.transcribe(audio, **options)
         except (TypeError, ValueError) as error:
@@ -239,3 +363,4 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
         send({"type": "error", "job": job.id, "code": "model_error", "message": f"{type(error).__name__}: {error}"})
     finally:
         recorder.stop()
+        model.model.cancelled = None

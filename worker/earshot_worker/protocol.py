@@ -5,7 +5,9 @@ gateway -> worker (stdin)
   {"type": "transcribe_batch", "jobs": [{"job": ID, "audio": PATH, "options": {...}}, ...]}
       short jobs with identical options, decoded together (batching.py); answered per job as above
   {"type": "cancel", "job": ID}
+      the job ends with error "cancelled" at the engine's next model call (about a second at most)
   {"type": "shutdown"}
+      finish the jobs already sent, then exit (as when stdin closes); SIGINT and SIGTERM are ignored
 worker -> gateway (stdout)
   {"type": "ready", "model": NAME, "load_seconds": S}
   {"type": "fatal", "code": CODE, "message": TEXT}              then the worker exits

@@ -35,7 +35,9 @@ export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): 
         `The model \`${model.id}\` is pinned (the default or preloaded) and stays loaded.`,
       );
     }
-    await engine.unload(model.id, 'asked by the admin API');
-    return reply.code(204).send();
+    // Waits while the model's running and waiting jobs finish (up to the unload grace).
+    const outcome = await engine.unload(model.id, 'asked by the admin API');
+    if (!outcome) throw new ApiError('model_not_loaded', `The model \`${model.id}\` is not loaded.`);
+    return reply.code(200).send({ model: model.id, unloaded: true, ...outcome });
   });
 }

@@ -48,13 +48,20 @@ export async function transcriptionRoutes(
     request.summary.model = job.model.id;
     request.summary.task = job.task;
     try {
-      request.log.info(
-        { model: job.model.id, task: job.task, bytes: job.upload.bytes, format: job.request.responseFormat },
-        'job queued',
-      );
+      // The engine names the job: the client's x-request-id (reqId) need not be unique.
+      const onQueued = (jobId: string) =>
+        request.log.info(
+          { jobId, model: job.model.id, task: job.task, bytes: job.upload.bytes, format: job.request.responseFormat },
+          'job queued',
+        );
       const transcript = await deps.engine.transcribe(
         job.model,
-        { id: request.id, audioPath: job.upload.path, task: job.task, options: job.request.options, listener },
+        {
+          audioPath: job.upload.path,
+          task: job.task,
+          options: job.request.options,
+          listener: { ...listener, onQueued },
+        },
         clientGone(reply),
       );
       request.summary.audioSeconds = transcript.info.duration;
