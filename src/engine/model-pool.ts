@@ -81,6 +81,11 @@ export class ModelPool {
   /** Pending restarts, one per dead worker: several workers may die together. */
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<QueuedJob>();
+  /**
+   * Workers given jobs whose bookkeeping (recycling) has not run yet: a worker is free for the next
+   * job only after afterJob(), though its jobs settle a few microtasks earlier.
+   */
+  private readonly assigned = new Set<EngineWorker>();
   private jobsSettled = 0;
   private averageJobSeconds = ASSUMED_JOB_SECONDS;
   private lastUsed = performance.now();
@@ -218,7 +223,7 @@ export class ModelPool {
   private dispatch(): void {
     for (const worker of this.workers) {
       if (this.queue.length === 0) return;
-      if (!worker.usable || worker.busy) continue;
+      if (!worker.usable || worker.busy || this.assigned.has(worker)) continue;
       const head = this.queue.shift()!;
       const batch = [head];
       const key = this.options.maxBatch > 1 ? batchKey(head.spec) : undefined;
@@ -237,6 +242,7 @@ export class ModelPool {
     const started = performance.now();
     for (const job of jobs) this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
     const results = worker.run(jobs.map((job) => job.spec));
+    this.assigned.add(worker);
     for (const job of jobs) this.inFlight.add(job);
     const settled = jobs.map((job, index) =>
       results[index]!.finally(() => {
@@ -272,6 +278,7 @@ export class ModelPool {
 
   /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */
   private afterJob(worker: EngineWorker): void {
+    this.assigned.delete(worker);
     this.lastUsed = performance.now();
     if (worker.usable && !this.retiring) {
       const { workerMaxJobs, workerMaxRssMb } = this.options;

@@ -12,7 +12,8 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { Engine, type EngineOptions } from '../../src/engine/engine.ts';
 import type { TranscribeOptions } from '../../src/engine/messages.ts';
 import { ModelRegistry, type ResolvedModel } from '../../src/engine/models.ts';
-import type { JobSpec, WorkerSettings } from '../../src/engine/worker.ts';
+import type { JobRequest } from '../../src/engine/model-pool.ts';
+import type { WorkerSettings } from '../../src/engine/worker.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { buildApp } from '../../src/server/app.ts';
 
@@ -48,6 +49,7 @@ export function engineOptions(
     workerMaxRssMb: 0,
     modelTtlSeconds: 0,
     maxLoadedModels: 10,
+    unloadGraceMs: 5000,
     ...overrides,
   };
 }
@@ -157,8 +159,8 @@ export class FakeWorld {
 }
 
 /** A job spec for Engine.transcribe, made in one place. */
-export function job(audioPath: string, options: TranscribeOptions = {}): JobSpec {
-  return { id: randomUUID(), audioPath, task: 'transcribe', options };
+export function job(audioPath: string, options: TranscribeOptions = {}): JobRequest {
+  return { audioPath, task: 'transcribe', options };
 }
 
 /** The transcript's text, as the fake built it (its lines joined by spaces). */

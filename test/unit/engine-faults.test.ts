@@ -172,35 +172,16 @@ describe('a model that does not load in time', () => {
 });
 
 describe('an on-demand model whose workers disagree (one fails to load, another loads)', () => {
-  it(
-    'leaves no worker process behind',
-    {
-      todo:
-        'engine bug: the pool is marked failed and dropped from the engine when one worker fails to load, ' +
-        'but its other workers are never stopped: a worker that loads lives on, outside every pool, and ' +
-        'Engine.stop() does not stop it',
-    },
-    async (t) => {
-      const engine = new Engine(engineOptions({ workersPerModel: 2 }), testLogger());
-      // The leaked worker exits when this process's end of its stdin closes; kill it so the test ends.
-      t.after(async () => {
-        await engine.stop();
-        for (const entry of world.journal('flaky-load-1-slow-load-300')) {
-          if (entry.event === 'ready' && processAlive(entry.pid)) process.kill(entry.pid, 'SIGKILL');
-        }
-      });
-      // Of its two workers, one fails at once, the other loads after 300 ms.
-      const model = world.model('flaky-load-1-slow-load-300');
-      await assert.rejects(engine.load(model), { name: 'ApiError' });
-      assert.equal(engine.isLoaded(model.id), false);
-      await waitUntil(
-        () => world.journal(model.id).some((entry) => entry.event === 'ready'),
-        'the other worker has loaded',
-      );
-      await engine.stop();
-      await waitUntil(() => allExited(model.id), 'every worker of the failed model exits', 1000);
-    },
-  );
+  it('leaves no worker process behind', async (t) => {
+    const engine = new Engine(engineOptions({ workersPerModel: 2 }), testLogger());
+    t.after(() => engine.stop());
+    // Of its two workers, one fails at once, the other would load after 300 ms.
+    const model = world.model('flaky-load-1-slow-load-300');
+    await assert.rejects(engine.load(model), { name: 'ApiError' });
+    assert.equal(engine.isLoaded(model.id), false);
+    // Dropping the model stops its other worker too, without waiting for Engine.stop().
+    await waitUntil(() => allExited(model.id), 'every worker of the failed model exits');
+  });
 });
 
 describe('a hung job (job timeout)', () => {
@@ -286,25 +267,16 @@ describe('worker recycling', () => {
     assert.equal(engine.modelStatus('recycled-rss')?.restarts, 0);
   });
 
-  it(
-    'does not give a job to a worker it is about to recycle',
-    {
-      todo:
-        'engine bug: a job submitted in the same microtask drain as the previous job finishing is ' +
-        'dispatched to the worker before afterJob() recycles it, so the worker is told to shut down while ' +
-        'running it (the real worker finishes it, unless it runs past the shutdown grace: engine_crashed)',
-    },
-    async (t) => {
-      const engine = new Engine(engineOptions({ workersPerModel: 1, workerMaxJobs: 1 }), testLogger());
-      t.after(() => engine.stop());
-      const model = world.model('recycle-race');
-      await engine.load(model);
-      await engine.transcribe(model, job(world.audio('first')));
-      // Submitted as soon as the first job resolves: its worker has done its one job.
-      await engine.transcribe(model, job(world.audio('second')));
-      const journal = world.journal('recycle-race');
-      const runs = journal.filter((entry) => entry.event === 'run');
-      assert.notEqual(runs[0]?.pid, runs[1]?.pid, 'the second job ran on the replacement worker');
-    },
-  );
+  it('does not give a job to a worker it is about to recycle', async (t) => {
+    const engine = new Engine(engineOptions({ workersPerModel: 1, workerMaxJobs: 1 }), testLogger());
+    t.after(() => engine.stop());
+    const model = world.model('recycle-race');
+    await engine.load(model);
+    await engine.transcribe(model, job(world.audio('first')));
+    // Submitted as soon as the first job resolves: its worker has done its one job.
+    await engine.transcribe(model, job(world.audio('second')));
+    const journal = world.journal('recycle-race');
+    const runs = journal.filter((entry) => entry.event === 'run');
+    assert.notEqual(runs[0]?.pid, runs[1]?.pid, 'the second job ran on the replacement worker');
+  });
 });

@@ -139,7 +139,15 @@ describe('the admin API (idle models)', () => {
       ],
     );
 
-    assert.equal((await app.inject({ method: 'DELETE', url: '/api/ps/admin-extra' })).statusCode, 204);
+    const unloaded = await app.inject({ method: 'DELETE', url: '/api/ps/admin-extra' });
+    assert.equal(unloaded.statusCode, 200);
+    assert.deepEqual(unloaded.json(), {
+      model: 'admin-extra',
+      unloaded: true,
+      finished: 0,
+      refused: 0,
+      interrupted: 0,
+    });
     assert.equal(engine.isLoaded('admin-extra'), false);
     await waitUntil(() => allExited('admin-extra'), "the unloaded model's workers exit");
 
