@@ -61,12 +61,12 @@ export class Engine {
   }
 
   /** Loads a model that stays loaded (pinned); resolves once it can serve. */
-  preload(model: ResolvedModel): Promise<void> {
+  async preload(model: ResolvedModel): Promise<void> {
     return this.pool(model, true).firstReady;
   }
 
   /** Loads a model as a request would (not pinned); resolves once it can serve. */
-  load(model: ResolvedModel): Promise<void> {
+  async load(model: ResolvedModel): Promise<void> {
     return this.pool(model, false).firstReady;
   }
 
