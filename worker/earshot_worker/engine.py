@@ -204,8 +204,12 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
             batch_size = long_audio.batch_size_for(options, audio.size / SAMPLING_RATE)
         try:
             if batch_size is not None:
-                # The batched pipeline keeps per-call state, so each job gets its own.
-                segments, info = BatchedInferencePipeline(model).transcribe(audio, batch_size=int(batch_size), **options)
+                # The batched pipeline keeps per-call state, so each job gets its own. It decodes
+                # without timestamp tokens unless told otherwise, which gives one unpunctuated
+                # segment per 30 s chunk: ask for them, as sequential decoding does, unless the job
+                # says not to.
+                batched = {"without_timestamps": False, **options}
+                segments, info = BatchedInferencePipeline(model).transcribe(audio, batch_size=int(batch_size), **batched)
             else:
                 segments, info = model.transcribe(audio, **options)
         except (TypeError, ValueError) as error:
