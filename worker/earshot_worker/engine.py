@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
+from faster_whisper.utils import download_model
 
 from .logprobs import AlignmentRecorder
 from .protocol import SegmentMessage
@@ -108,6 +110,10 @@ class Job:
 
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
                download_root: str | None, local_files_only: bool) -> WhisperModel:
+    if not os.path.isabs(model):
+        # A hub id or size name (the gateway sends model directories as absolute paths). faster-whisper
+        # would first try it as a directory relative to the working directory: never do that.
+        model = download_model(model, local_files_only=local_files_only, cache_dir=download_root)
     whisper = WhisperModel(
         model,
         device=device,

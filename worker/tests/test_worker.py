@@ -29,6 +29,10 @@ WORD_FIELDS = {"word", "start", "end", "probability"}
 PROTOCOL_TYPES = {"ready", "fatal", "info", "segment", "done", "error"}
 
 
+# The spawned workers' working directory (conftest.py's REPO_ROOT).
+WORKER_CWD = Path(__file__).resolve().parents[2]
+
+
 def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
@@ -70,6 +74,17 @@ def test_missing_model_directory_is_fatal_model_load_failed(spawn_worker, tmp_pa
     assert first["type"] == "fatal"
     assert first["code"] == "model_load_failed"
     assert first["message"]
+    assert worker.wait_for_exit() != 0
+
+
+def test_a_relative_model_name_is_a_hub_id_never_a_directory_of_the_working_directory(spawn_worker, models_dir):
+    # The worker runs in the project directory, where this relative path is a real model directory:
+    # a name that is not an absolute path is looked up as a hub id only (here, offline: not found).
+    relative = os.path.relpath(models_dir / "tiny.en", WORKER_CWD)
+    assert (WORKER_CWD / relative / "model.bin").is_file()
+    worker, first = spawn_worker(relative, "--local-files-only", "--no-warmup")
+    assert first["type"] == "fatal", first
+    assert first["code"] == "model_load_failed"
     assert worker.wait_for_exit() != 0
 
 
