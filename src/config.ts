@@ -204,7 +204,7 @@ export const optionSpecs = [
     flag: '--hub-models',
     default: '',
     description:
-      "Comma-separated size names and hub ids a request may download on first use, `*` for any hub id (empty: faster-whisper's size names). The default, preloaded and alias models always may; models on disk are always served.",
+      "Comma-separated size names and hub ids a request may download on first use, `*` for any hub id (empty: faster-whisper's size names and their repositories). The default, preloaded and alias models always may; models on disk are always served.",
     parse: hubModelList,
   },
   {

@@ -90,7 +90,8 @@ export interface ModelRegistryOptions {
   hubDownload?: boolean;
   /**
    * The size names and hub ids that may be downloaded on first use, `*` for any hub id (default:
-   * faster-whisper's size names). The default model, alias targets and preloaded models always may.
+   * faster-whisper's size names and the repositories they stand for). The default model, alias
+   * targets and preloaded models always may.
    */
   hubModels?: readonly string[];
   preloadModels?: readonly string[];
@@ -213,7 +214,7 @@ export class ModelRegistry {
     this.bundledDir = options.bundledDir ?? bundledModelsDir;
     this.hubCacheDir = options.hubCacheDir ?? defaultHubCacheDir();
     this.hubDownload = options.hubDownload ?? true;
-    const allowed = options.hubModels ?? Object.keys(hubSizeNames);
+    const allowed = options.hubModels ?? Object.entries(hubSizeNames).flat();
     const configured = [options.defaultModel, ...options.aliases.values(), ...(options.preloadModels ?? [])];
     this.downloadable = allowed.includes('*')
       ? 'any'

@@ -107,7 +107,7 @@ describe('model name resolution', () => {
   });
 
   it('refuses a made-up OWNER/NAME that is not on disk: no download of names nobody allowed', async () => {
-    for (const name of ['Systran/faster-whisper-small', 'nosuch/model', 'node_modules/openai', 'acme/whisper-xx']) {
+    for (const name of ['someone/faster-whisper-x', 'nosuch/model', 'node_modules/openai', 'acme/whisper-xx']) {
       assert.equal(await registry.resolve(name), undefined, name);
     }
   });
@@ -203,10 +203,11 @@ describe('hub downloads', () => {
     assert.equal((await registry.resolve('base'))?.source.kind, 'bundled');
   });
 
-  it('downloads only the allowed names: size names by default, a list, or * for any hub id', async () => {
+  it('downloads only the allowed names: size names and their repositories by default, a list, or *', async () => {
     const { registry: sizes } = registryWithModelsDir();
     assert.equal((await sizes.resolve('large-v2'))?.source.kind, 'hub');
-    assert.equal(await sizes.resolve('Systran/faster-whisper-large-v2'), undefined, 'a hub id is not a size name');
+    assert.equal((await sizes.resolve('Systran/faster-whisper-large-v2'))?.source.kind, 'hub', 'its repository');
+    assert.equal(await sizes.resolve('Systran/faster-whisper-made-up'), undefined);
 
     const { registry: listed } = registryWithModelsDir({ hubModels: ['Systran/faster-whisper-large-v2', 'turbo'] });
     assert.equal((await listed.resolve('Systran/faster-whisper-large-v2'))?.source.kind, 'hub');
