@@ -59,6 +59,11 @@ export const hubSizeNames: Readonly<Record<string, string>> = {
   turbo: 'mobiuslabsgmbh/faster-whisper-large-v3-turbo',
 };
 
+/** The hub repository a size name stands for (own keys only: `constructor` is no size name). */
+function sizeRepo(name: string): string | undefined {
+  return Object.hasOwn(hubSizeNames, name) ? hubSizeNames[name] : undefined;
+}
+
 // One path segment of a model name: no separators, no leading dot (so no "." or ".."), no control
 // characters. A name has one segment (NAME) or two (OWNER/NAME), as hub ids do.
 const SAFE_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,95}$/;
@@ -319,7 +324,7 @@ export class ModelRegistry {
     const directory = catalogue.local.get(name);
     if (directory) return { id: name, source: { kind: 'directory', path: directory.path } };
 
-    const repo = hubSizeNames[name] ?? (segments.length === 2 ? name : undefined);
+    const repo = sizeRepo(name) ?? (segments.length === 2 ? name : undefined);
     if (repo === undefined) return undefined;
     if (catalogue.hub.has(repo)) return { id: name, source: { kind: 'hub', repo, cached: true } };
     if (this.mayDownload(name, repo)) return { id: name, source: { kind: 'hub', repo, cached: false } };
@@ -332,7 +337,7 @@ export class ModelRegistry {
   }
 
   private bundledForSize(name: string): BundledModel | undefined {
-    const repo = hubSizeNames[name];
+    const repo = sizeRepo(name);
     return repo === undefined ? undefined : this.bundledByRepo.get(repo);
   }
 }

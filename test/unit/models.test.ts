@@ -114,6 +114,11 @@ describe('model name resolution', () => {
 
   it('knows nothing of a plain name that is neither bundled, a directory nor a size', async () => {
     assert.equal(await registry.resolve('no-such-model'), undefined);
+    const { registry: any } = registryWithModelsDir({ hubModels: ['*'] });
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      assert.equal(await registry.resolve(name), undefined, name);
+      assert.equal(await any.resolve(name), undefined, name);
+    }
     assert.equal(await registry.resolve('not-a-model'), undefined, 'a directory without model.bin is not a model');
     assert.equal(await registry.resolve(''), undefined);
   });
