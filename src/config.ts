@@ -13,6 +13,7 @@ export interface Config {
   modelsDir: string;
   hubDownload: boolean;
   hubCacheDir: string | undefined;
+  hubModels: string[];
   device: string;
   computeType: string;
   cpuThreads: number;
@@ -100,6 +101,16 @@ const optionalFile: Parser<string | undefined> = (raw) => (raw.trim() === '' ? u
 
 const optionalDirectory: Parser<string | undefined> = (raw) => (raw.trim() === '' ? undefined : directory(raw));
 
+/** Model names (NAME or OWNER/NAME) or `*`. */
+const hubModelList: Parser<string[]> = (raw) => {
+  const names = list(raw);
+  const bad = names.find(
+    (name) => name !== '*' && !/^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)?$/.test(name),
+  );
+  if (bad !== undefined) throw new ConfigError(`"${bad}" is not a size name, a hub id (OWNER/NAME) or *`);
+  return names;
+};
+
 /** "whisper-1,gpt-4o-transcribe=small": a bare alias stands for the default model. */
 const aliases: Parser<Map<string, string>> = (raw) => {
   const map = new Map<string, string>();
@@ -168,7 +179,7 @@ export const optionSpecs = [
     flag: '--models-dir',
     default: 'models',
     description:
-      'Directory of CTranslate2 model directories, each servable by its name (`NAME` or `OWNER/NAME`). Relative to the working directory.',
+      'Directory of CTranslate2 model directories, each servable by its name (`NAME` or `OWNER/NAME`); nothing outside it is ever looked at. A relative path is resolved against the working directory at start. Rescanned every 2 s.',
     parse: directory,
   },
   {
@@ -187,6 +198,15 @@ export const optionSpecs = [
     description:
       "Where hub models are downloaded and cached (empty: huggingface_hub's own cache, `~/.cache/huggingface`).",
     parse: optionalDirectory,
+  },
+  {
+    key: 'hubModels',
+    env: 'EARSHOT_HUB_MODELS',
+    flag: '--hub-models',
+    default: '',
+    description:
+      "Comma-separated size names and hub ids a request may download on first use, `*` for any hub id (empty: faster-whisper's size names and their repositories). The default, preloaded and alias models always may; models on disk are always served.",
+    parse: hubModelList,
   },
   {
     key: 'device',

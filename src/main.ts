@@ -4,7 +4,7 @@ import os from 'node:os';
 import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
 import { Engine } from './engine/engine.ts';
-import { ModelRegistry, readBundledModels } from './engine/models.ts';
+import { ModelRegistry, readBundledModels, type ResolvedModel } from './engine/models.ts';
 import { Metrics } from './metrics.ts';
 import { buildApp } from './server/app.ts';
 import { loadApiKeys } from './server/plugins/auth.ts';
@@ -27,20 +27,24 @@ const registry = new ModelRegistry({
   modelsDir: config.modelsDir,
   bundled: readBundledModels(),
   ...(config.hubCacheDir && { hubCacheDir: config.hubCacheDir }),
+  hubDownload: config.hubDownload,
+  ...(config.hubModels.length > 0 && { hubModels: config.hubModels }),
+  preloadModels: config.preloadModels,
 });
-const defaultModel = registry.resolve(config.defaultModel);
+const defaultModel = await registry.resolve(config.defaultModel);
 if (!defaultModel) {
   log.fatal(`EARSHOT_DEFAULT_MODEL "${config.defaultModel}" is not a model earshot can serve`);
   process.exit(2);
 }
-const preloadModels = config.preloadModels.map((name) => {
-  const model = registry.resolve(name);
+const preloadModels: ResolvedModel[] = [];
+for (const name of config.preloadModels) {
+  const model = await registry.resolve(name);
   if (!model) {
     log.fatal(`EARSHOT_PRELOAD_MODELS names "${name}", which is not a model earshot can serve`);
     process.exit(2);
   }
-  return model;
-});
+  preloadModels.push(model);
+}
 
 const metrics = new Metrics();
 const engine = new Engine(

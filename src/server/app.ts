@@ -11,7 +11,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config.ts';
@@ -154,11 +154,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       max: config.rateLimitPerMinute,
       timeWindow: 60_000,
       allowList: (request) => publicPaths.has(request.url.split('?')[0] ?? ''),
-      // Per key when keys are in use (hashed: the limiter's store never holds a key), else per address.
-      keyGenerator: (request) =>
-        checker.enabled && request.headers.authorization
-          ? createHash('sha256').update(request.headers.authorization).digest('hex')
-          : request.ip,
+      // Per key when keys are in use, else per address. The key check (which runs first) sets the
+      // key's identity: a hash of the parsed key, the same however the header spells it, so the
+      // limiter's store never holds a key and `bearer K` shares `Bearer  K`'s allowance.
+      keyGenerator: (request) => (request.apiKeyId === undefined ? request.ip : `key:${request.apiKeyId}`),
       errorResponseBuilder: (_request, context) =>
         new ApiError(
           'rate_limited',

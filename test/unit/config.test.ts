@@ -26,6 +26,8 @@ describe('configuration', () => {
     );
     assert.equal(config.hubDownload, true);
     assert.equal(config.hubCacheDir, undefined);
+    assert.deepEqual(config.hubModels, []);
+    assert.ok(path.isAbsolute(config.modelsDir), 'the models directory is made absolute at start');
   });
 
   it('takes flags over environment variables over defaults', () => {
@@ -54,6 +56,7 @@ describe('configuration', () => {
       [[], { EARSHOT_HUB_DOWNLOAD: 'maybe' }, /must be true or false/],
       [[], { EARSHOT_MAX_UPLOAD_BYTES: 'lots' }, /must be a size/],
       [[], { EARSHOT_MODEL_ALIASES: 'a=b=c' }, /is not ALIAS or ALIAS=MODEL/],
+      [[], { EARSHOT_HUB_MODELS: 'small,../etc' }, /"\.\.\/etc" is not a size name, a hub id \(OWNER\/NAME\) or \*/],
       [['--no-such-flag'], {}, /Unknown option '--no-such-flag'/],
       [['--port'], {}, /--port <value>' argument missing/],
       [['stray'], {}, /Unexpected argument 'stray'/],

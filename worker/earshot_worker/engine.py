@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import os
 import re
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.utils import download_model
 
 from .logprobs import AlignmentRecorder
 from .protocol import SegmentMessage
@@ -176,6 +178,10 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):
 
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
                download_root: str | None, local_files_only: bool) -> WhisperModel:
+    if not os.path.isabs(model):
+        # A hub id or size name (the gateway sends model directories as absolute paths). faster-whisper
+        # would first try it as a directory relative to the working directory: never do that.
+        model = download_model(model, local_files_only=local_files_only, cache_dir=download_root)
     whisper = WhisperModel(
         model,
         device=device,
@@ -327,9 +333,12 @@ def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None
             batch_size = long_audio.batch_size_for(options, audio.size / SAMPLING_RATE)
         try:
             if batch_size is not None:
-                # The batched pipeline keeps per-call state, so each job gets its own.
+                # The batched pipeline keeps per-call state, so each job gets its own. It decodes
+                # without timestamp tokens unless told otherwise, which gives one segment per 30 s
+                # chunk: ask for them, as sequential decoding does, unless the job says not to.
+                batched = {"without_timestamps": False, **options}
                 segments, info = CancellableBatchedPipeline(model, job.cancelled).transcribe(
-                    audio, batch_size=int(batch_size), **options)
+                    audio, batch_size=int(batch_size), **batched)
             else:
                 segments, info = model.transcribe(audio, **options)
         except (TypeError, ValueError) as error:

@@ -29,6 +29,10 @@ WORD_FIELDS = {"word", "start", "end", "probability"}
 PROTOCOL_TYPES = {"ready", "fatal", "info", "segment", "done", "error"}
 
 
+# The spawned workers' working directory (conftest.py's REPO_ROOT).
+WORKER_CWD = Path(__file__).resolve().parents[2]
+
+
 def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
@@ -70,6 +74,17 @@ def test_missing_model_directory_is_fatal_model_load_failed(spawn_worker, tmp_pa
     assert first["type"] == "fatal"
     assert first["code"] == "model_load_failed"
     assert first["message"]
+    assert worker.wait_for_exit() != 0
+
+
+def test_a_relative_model_name_is_a_hub_id_never_a_directory_of_the_working_directory(spawn_worker, models_dir):
+    # The worker runs in the project directory, where this relative path is a real model directory:
+    # a name that is not an absolute path is looked up as a hub id only (here, offline: not found).
+    relative = os.path.relpath(models_dir / "tiny.en", WORKER_CWD)
+    assert (WORKER_CWD / relative / "model.bin").is_file()
+    worker, first = spawn_worker(relative, "--local-files-only", "--no-warmup")
+    assert first["type"] == "fatal", first
+    assert first["code"] == "model_load_failed"
     assert worker.wait_for_exit() != 0
 
 
@@ -466,3 +481,45 @@ def test_a_batch_of_short_jobs_gives_each_job_what_it_gets_alone(base_worker, au
                 segment = message["segment"]
                 assert 0 <= segment["start"] <= segment["end"] <= duration + 0.05, (clip, segment)
         assert [m["segment"]["id"] for m in by_type(messages, "segment") if m["job"] == f"batch-{i}"][0] == 1
+
+
+def long_recording(audio_dir: Path, path: Path) -> Path:
+    """About 70 s of real speech: the recordings one after another, 1 s of silence between them."""
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    parts = [decode_audio(str(audio_dir / name), sampling_rate=16000)
+             for name in ("jfk.flac", "hotwords.mp3", "stereo_diarization.wav")]
+    english = decode_audio(str(audio_dir / "multilingual.mp3"), sampling_rate=16000)[: int(29.6 * 16000)]
+    gap = np.zeros(16000, dtype=np.float32)
+    audio = np.concatenate([parts[0], gap, english, gap, parts[1], gap, parts[2], gap, parts[0]])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_long_audio_through_the_batched_path_gives_sentence_segments(spawn_worker, audio_dir, models_dir, tmp_path):
+    # The default long-audio path (the batched pipeline) must give subtitles as usable as sequential
+    # decoding's: segments of sentence length that end in punctuation, not one per 30 s chunk.
+    worker, first = spawn_worker(models_dir / "base", "--long-audio-batch-size", "8", "--no-warmup")
+    assert first["type"] == "ready"
+    clip = long_recording(audio_dir, tmp_path / "long.wav")
+    messages = worker.transcribe(clip, {"task": "transcribe", "temperature": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]})
+    assert_succeeded(messages)
+    assert by_type(messages, "info")[0]["duration"] >= 60
+    segments = [m["segment"] for m in by_type(messages, "segment")]
+    lengths = [s["end"] - s["start"] for s in segments]
+    texts = [s["text"].strip() for s in segments]
+    assert sum(lengths) / len(lengths) <= 15, f"{len(segments)} segments, mean {sum(lengths) / len(lengths):.1f} s"
+    assert sum(text[-1] in ".?!," for text in texts) >= 0.75 * len(texts), texts
+    assert sum(text[0].isupper() for text in texts) >= 0.5 * len(texts), texts
+    assert "ask not what your country can do for you" in normalise(transcript(messages))
+
+    # A job that asks for no timestamps gets the pipeline's chunk-long segments.
+    coarse = worker.transcribe(clip, {"without_timestamps": True})
+    assert_succeeded(coarse)
+    assert len(by_type(coarse, "segment")) < len(segments)
+

@@ -18,6 +18,11 @@ export function loadApiKeys(keys: readonly string[], keyFile: string | undefined
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** The key of `Authorization: Bearer KEY`: the scheme in any case, any spaces around the key. */
+export function parseBearer(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1]?.trim() || undefined;
+}
+
 /** Shows a key the way OpenAI does in its 401 message: enough to recognise, not to reuse. */
 function masked(key: string): string {
   return key.length > 10 ? `${key.slice(0, 3)}***${key.slice(-4)}` : '***';
@@ -34,20 +39,37 @@ export class ApiKeyChecker {
     return this.digests.length > 0;
   }
 
-  /** The error for this Authorization header, or undefined when it carries a configured key. */
-  check(authorization: string | undefined): ApiError | undefined {
-    const key = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1]?.trim();
+  /**
+   * The identity of the configured key this Authorization header carries (the key's SHA-256, hex:
+   * the same for every spelling of the header that carries that key), or the error to answer.
+   */
+  authenticate(authorization: string | undefined): { keyId: string } | { error: ApiError } {
+    const key = parseBearer(authorization);
     if (!key) {
-      return new ApiError(
-        'missing_api_key',
-        "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
-      );
+      return {
+        error: new ApiError(
+          'missing_api_key',
+          "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
+        ),
+      };
     }
     // Equal-length digests compared against every key: the time taken says nothing about any key.
     const candidate = digest(key);
     let matched = false;
     for (const known of this.digests) matched = timingSafeEqual(candidate, known) || matched;
-    return matched ? undefined : new ApiError('invalid_api_key', `Incorrect API key provided: ${masked(key)}.`);
+    return matched
+      ? { keyId: candidate.toString('hex') }
+      : { error: new ApiError('invalid_api_key', `Incorrect API key provided: ${masked(key)}.`) };
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The authenticated key's identity (its SHA-256, hex; never the key), set by the key check on
+     * every request it let through; undefined when no keys are configured or on public paths.
+     */
+    apiKeyId: string | undefined;
   }
 }
 
@@ -56,10 +78,12 @@ export function installApiKeyCheck(
   app: FastifyInstance,
   options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string> },
 ): void {
+  app.decorateRequest('apiKeyId', undefined);
   if (!options.checker.enabled) return;
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
-    const error = options.checker.check(request.headers.authorization);
-    if (error) throw error;
+    const result = options.checker.authenticate(request.headers.authorization);
+    if ('error' in result) throw result.error;
+    request.apiKeyId = result.keyId;
   });
 }

@@ -7,8 +7,8 @@ import type { AppDependencies } from '../app.ts';
 export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
   const { engine, registry } = deps;
 
-  const resolve = (id: string) => {
-    const model = registry.resolve(id);
+  const resolve = async (id: string) => {
+    const model = await registry.resolve(id);
     if (!model) {
       throw new ApiError('model_not_found', `The model \`${id}\` does not exist or you do not have access to it.`);
     }
@@ -19,14 +19,14 @@ export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): 
 
   /** 201 once the model has loaded (200 if it already was); 503 if it cannot be loaded. */
   app.post<{ Params: { '*': string } }>('/api/ps/*', async (request, reply) => {
-    const model = resolve(request.params['*']);
+    const model = await resolve(request.params['*']);
     const wasLoaded = engine.isLoaded(model.id);
     await engine.load(model);
     return reply.code(wasLoaded ? 200 : 201).send(engine.modelStatus(model.id));
   });
 
   app.delete<{ Params: { '*': string } }>('/api/ps/*', async (request, reply) => {
-    const model = resolve(request.params['*']);
+    const model = await resolve(request.params['*']);
     const status = engine.modelStatus(model.id);
     if (!status) throw new ApiError('model_not_loaded', `The model \`${model.id}\` is not loaded.`);
     if (status.pinned) {

@@ -3,14 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDependencies } from '../app.ts';
 
 export async function healthRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
-  const defaultPool = () => {
-    const model = deps.registry.resolve(deps.registry.defaultModel);
+  const defaultPool = async () => {
+    const model = await deps.registry.resolve(deps.registry.defaultModel);
     return { id: model?.id ?? deps.registry.defaultModel, pool: model ? deps.engine.modelStatus(model.id) : undefined };
   };
 
   /** 200 once the default model can serve, 503 (with the reason) before that or while it reloads. */
   app.get('/health', async (_request, reply) => {
-    const { id, pool } = defaultPool();
+    const { id, pool } = await defaultPool();
     const ready = pool?.state === 'ready' && pool.workers > 0;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ok' : 'loading',
@@ -22,7 +22,7 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDependencies):
 
   /** For load balancers: 200 only while the default model serves and its queue is not full. */
   app.get('/ready', async (_request, reply) => {
-    const { id, pool } = defaultPool();
+    const { id, pool } = await defaultPool();
     const reason =
       pool?.state !== 'ready' || pool.workers === 0
         ? (pool?.lastError ?? `model ${id} is loading`)

@@ -130,7 +130,7 @@ export async function transcriptionRoutes(
       if (ignored.length > 0) request.log.warn({ fields: ignored }, 'ignoring unknown form fields');
       const parsed = parseTranscriptionRequest(form.fields, task);
       if (!form.file) throw new ApiError('missing_file', "Missing required parameter: 'file'.");
-      const model = deps.registry.resolve(parsed.model);
+      const model = await deps.registry.resolve(parsed.model);
       if (!model) {
         throw new ApiError(
           'model_not_found',
