@@ -82,7 +82,7 @@ export const errorKinds = {
     status: 400,
     type: 'invalid_request_error',
     code: null,
-    doc: 'The request is not valid HTTP (bad framing, bad Content-Length).',
+    doc: 'The request is not valid HTTP (bad framing, bad Content-Length, a bad %-escape in the path).',
   },
   missing_api_key: {
     status: 401,

@@ -62,11 +62,13 @@ function recordRequest(
   reply: FastifyReply,
   status: number,
   metrics: Metrics | undefined,
+  /** For a request that matched no route context at all (a bad URL): Fastify has none to ask. */
+  knownRoute?: string,
 ): void {
   if (request.summary.recorded) return;
   request.summary.recorded = true;
   const seconds = reply.elapsedTime / 1000;
-  const route = request.routeOptions.url ?? 'unknown';
+  const route = knownRoute ?? request.routeOptions.url ?? 'unknown';
   metrics?.observeRequest(route, request.method, status, seconds);
   request.log.info(
     { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary, recorded: undefined },
@@ -76,9 +78,15 @@ function recordRequest(
 
 /**
  * Requests Node's HTTP parser refuses before Fastify sees them (oversized headers, broken framing,
- * a request that took too long to arrive) still get an OpenAI-shaped error, then the socket closes.
+ * a request that took too long to arrive) still get an OpenAI-shaped error with an x-request-id and
+ * their one log line, then the socket closes.
  */
-function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+function answerClientError(
+  error: Error & { code?: string },
+  socket: Socket,
+  log: FastifyBaseLogger,
+  metrics: Metrics | undefined,
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -90,11 +98,47 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
         ? new ApiError('request_timeout', 'The request was not received in time.')
         : new ApiError('malformed_http', `The request is not valid HTTP (${error.code ?? error.message}).`);
   const body = JSON.stringify(apiError.toJSON());
+  const id = randomUUID();
   socket.end(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status] ?? 'Error'}\r\n` +
       'content-type: application/json; charset=utf-8\r\n' +
+      `x-request-id: ${id}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
+  // Node's parser gave up on the request, so its method and route are unknown.
+  metrics?.observeRequest('unknown', 'unknown', apiError.status, 0);
+  log.info(
+    { reqId: id, method: 'unknown', route: 'unknown', status: apiError.status, ms: 0, error: apiError.kind },
+    'request done',
+  );
+}
+
+/**
+ * Fastify's framework errors (frameworkErrors option): a path with a bad percent-escape, a path
+ * parameter over the router's length limit. Fastify answers them before any hook runs, so without
+ * this they would get Fastify's own error shape, no x-request-id and no log line.
+ */
+function answerFrameworkError(
+  error: Error & { code?: string },
+  request: FastifyRequest,
+  reply: FastifyReply,
+  metrics: Metrics | undefined,
+): void {
+  request.summary = {};
+  const apiError =
+    error.code === 'FST_ERR_BAD_URL'
+      ? new ApiError('malformed_http', 'The request is not valid HTTP (the path is not a valid URL: a bad %-escape).')
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ApiError('not_found', `Unknown route: ${request.method} (a path segment is too long)`)
+        : new ApiError('internal_error', 'The server had an unexpected error; it has been logged.');
+  request.summary.error = apiError.kind;
+  if (apiError.status >= 500) request.log.error({ err: error }, apiError.message);
+  reply.raw.once('finish', () => recordRequest(request, reply, apiError.status, metrics, 'unknown'));
+  void reply
+    .code(apiError.status)
+    .header('x-request-id', request.id)
+    .type('application/json; charset=utf-8')
+    .send(apiError.toJSON());
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -113,7 +157,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, app.log, deps.metrics),
+    frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, deps.metrics),
   });
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
