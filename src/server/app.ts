@@ -19,7 +19,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
-import { UploadDirectory } from './uploads.ts';
+import { MAX_FIELD_BYTES, UploadDirectory, uploadStarted } from './uploads.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -104,6 +104,8 @@ function answerClientError(
       'content-type: application/json; charset=utf-8\r\n' +
       `x-request-id: ${id}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    // Then closed both ways: a request cut off part way (a timeout) must not keep being read.
+    () => socket.destroy(),
   );
   // Node's parser gave up on the request, so its method and route are unknown.
   metrics?.observeRequest('unknown', 'unknown', apiError.status, 0);
@@ -153,7 +155,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     // The upload limit is enforced per file by the multipart reader; this bounds every other body.
     bodyLimit: 1024 * 1024,
-    http: { maxHeaderSize: config.maxHeaderBytes },
+    // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
+    // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
+    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000 },
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
@@ -208,10 +212,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
 
   await app.register(multipart, {
-    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 110 },
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 100, fieldSize: MAX_FIELD_BYTES, parts: 110 },
   });
 
-  const uploads = await UploadDirectory.create(config.tmpDir);
+  const uploads = await UploadDirectory.create(config.tmpDir, {
+    maxFileBytes: config.maxUploadBytes,
+    maxConcurrent: config.maxConcurrentUploads,
+    maxDiskBytes: config.maxUploadDiskBytes,
+    maxDiskBytesPerClient: config.maxUploadDiskBytesPerClient,
+  });
   app.addHook('onClose', async () => uploads.close());
   // Closing waits for every connection to end. A response finished after close began (a request in
   // flight at SIGTERM) leaves its keep-alive connection open until the keep-alive timeout (72 s),
@@ -242,8 +251,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       request.log.info({ error: apiError.kind, param: apiError.param }, apiError.message);
     }
     if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(apiError.retryAfterSeconds));
-    // The body of an upload stopped part way is still unread: the connection cannot be reused.
-    if (apiError.kind === 'upload_timeout' || apiError.kind === 'file_too_large') reply.header('connection', 'close');
+    // The body of an upload stopped part way is still arriving: the connection cannot be reused, and
+    // closing it is what stops a client that keeps sending.
+    const cutOff = uploadStarted(request) && !request.raw.complete;
+    if (apiError.kind === 'upload_timeout' || apiError.kind === 'file_too_large' || cutOff) {
+      reply.header('connection', 'close');
+    }
     return reply.code(apiError.status).type('application/json; charset=utf-8').send(apiError.toJSON());
   });
 

@@ -1,6 +1,7 @@
 // POST /v1/audio/transcriptions and /v1/audio/translations: thin glue from the form to the engine
 // to a formatter or an event stream. Validation lives in protocol/, scheduling in engine/.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { ResolvedModel } from '../../engine/models.ts';
 import type { Transcript } from '../../engine/messages.ts';
@@ -17,6 +18,16 @@ import {
 import type { AppDependencies } from '../app.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
 import { toApiError } from '../errors.ts';
+
+/**
+ * Who an upload's disk space counts against: the API key when keys are in use (hashed, as the
+ * auth check has already accepted it), else the client's address.
+ */
+function uploadClient(request: FastifyRequest, apiKeys: readonly string[]): string {
+  const key = /^Bearer\s+(.+)$/i.exec(request.headers.authorization?.trim() ?? '')?.[1]?.trim();
+  if (apiKeys.length > 0 && key) return `key:${createHash('sha256').update(key).digest('hex')}`;
+  return `address:${request.ip}`;
+}
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -123,7 +134,15 @@ export async function transcriptionRoutes(
   }
 
   async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-    const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes, deps.config.uploadIdleTimeoutMs);
+    const { config } = deps;
+    const form = await receiveForm(request, deps.uploads, {
+      maxBytes: config.maxUploadBytes,
+      idleTimeoutMs: config.uploadIdleTimeoutMs,
+      ...(config.requestTimeoutMs > 0 && {
+        deadline: { timeoutMs: config.requestTimeoutMs, remainingMs: config.requestTimeoutMs - reply.elapsedTime },
+      }),
+      client: uploadClient(request, deps.apiKeys ?? []),
+    });
     let job: Job;
     try {
       const ignored = unknownFields(form.fields, task);
