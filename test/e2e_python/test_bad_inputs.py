@@ -60,6 +60,7 @@ ERROR_KINDS: dict[str, tuple[int, str, str | None]] = {
     "file_too_large": (413, "server_error", None),
     "model_not_found": (404, "invalid_request_error", "model_not_found"),
     "upload_timeout": (408, "invalid_request_error", "upload_timeout"),
+    "form_too_large": (413, "invalid_request_error", "form_too_large"),
 }
 
 # src/engine/worker.ts appends this to every invalid_audio message.
@@ -776,6 +777,10 @@ FIELD_CASES: list[tuple[str, tuple[Field, ...], str, str | None, str]] = [
      _number("log_prob_threshold", "1", -100, 0)),
     ("hallucination_silence_threshold_-1", (Field("hallucination_silence_threshold", "-1"),), "invalid_value",
      "hallucination_silence_threshold", _number("hallucination_silence_threshold", "-1", 0, 3600, exclusive=True)),
+    ("prompt_over_64_kib", (Field("prompt", "p" * (64 * 1024 + 1)),), "form_too_large", "prompt",
+     "The field 'prompt' is over 65536 bytes; text fields are at most 65536 bytes each."),
+    ("fields_over_256_kib_together", tuple(Field(f"extra_{i}", "x" * 60 * 1024) for i in range(5)), "form_too_large",
+     "extra_4", "The form's text fields are over 262144 bytes together (at the field 'extra_4')."),
     ("hotwords_2000_chars", (Field("hotwords", HOTWORDS_2000),), "invalid_value", "hotwords",
      "hotwords is too long: at most 1000 characters."),
 ]
@@ -910,6 +915,7 @@ def test_body(
 def test_broken_http_framing(server: RunningServer, request_bytes: str) -> None:
     response = raw_request(server, request_bytes.encode())
     assert response.status == 400, response
+    assert response.headers.get("x-request-id"), response.headers
     wire = json.loads(response.body)
     assert set(wire) == {"error"}, wire
     assert wire["error"]["type"] == "invalid_request_error" and wire["error"]["code"] is None, wire
@@ -919,6 +925,17 @@ def test_broken_http_framing(server: RunningServer, request_bytes: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # 5. Path characters: in `model` (refused) and in the filename (never used)
 # --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/%ZZ", "/v1/models/%ZZ", "/v1/audio/transcriptions%"])
+def test_bad_percent_escape_in_path(http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 400, response.text
+    assert response.headers.get("x-request-id"), response.headers
+    assert response.json() == {"error": {
+        "message": "The request is not valid HTTP (the path is not a valid URL: a bad %-escape).",
+        "type": "invalid_request_error", "param": None, "code": None,
+    }}
 
 
 @pytest.mark.parametrize(
