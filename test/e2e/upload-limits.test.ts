@@ -305,6 +305,24 @@ describe('uploads holding disk and time (EARSHOT_REQUEST_TIMEOUT_MS=4000, 30 MiB
     }
   });
 
+  it('answers headers that trickle in 408 at the deadline too, with an x-request-id', async () => {
+    const client = new SlowClient(server, 'POST /v1/audio/transcriptions HTTP/1.1\r\nHost: earshot\r\n');
+    let line = 0;
+    client.trickle(500, () => `X-Slow-${line++}: 1\r\n`);
+    try {
+      const answer = await client.answer;
+      const elapsed = answer.at - client.startedAt;
+      assert.ok(
+        elapsed >= TIMEOUT_MS - 100 && elapsed <= TIMEOUT_MS + 1100,
+        `answered after ${Math.round(elapsed)} ms`,
+      );
+      assert.equal(answer.status, 408);
+      assert.equal(errorOf(answer).code, 'request_timeout');
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses uploads over the disk budget: 429 for a client over its share, 503 for all, before reading them', async () => {
     const first = tricklingUpload('key-a', 15 * MiB);
     const second = tricklingUpload('key-b', 15 * MiB);
