@@ -216,7 +216,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   const uploads = await UploadDirectory.create(config.tmpDir, {
-    maxFileBytes: config.maxUploadBytes,
     maxConcurrent: config.maxConcurrentUploads,
     maxDiskBytes: config.maxUploadDiskBytes,
     maxDiskBytesPerClient: config.maxUploadDiskBytesPerClient,

@@ -40,8 +40,6 @@ export const MAX_FORM_FIELD_BYTES = 256 * 1024;
 const RETRY_AFTER_SECONDS = 5;
 
 export interface UploadLimits {
-  /** Largest file (EARSHOT_MAX_UPLOAD_BYTES). */
-  maxFileBytes: number;
   maxConcurrent: number;
   maxDiskBytes: number;
   maxDiskBytesPerClient: number;

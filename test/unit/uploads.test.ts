@@ -141,7 +141,7 @@ describe('upload limits (app with a stub engine)', () => {
 });
 
 describe('the upload budget', () => {
-  const limits = { maxFileBytes: 100, maxConcurrent: 3, maxDiskBytes: 250, maxDiskBytesPerClient: 150 };
+  const limits = { maxConcurrent: 3, maxDiskBytes: 250, maxDiskBytesPerClient: 150 };
 
   it('refuses uploads past the cap on uploads at once with 429 too_many_uploads and retry-after', () => {
     const budget = new UploadBudget(limits);

@@ -129,7 +129,7 @@ export async function transcriptionRoutes(
       return reply;
     }
     write(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
-    events.end();
+    if (!events.destroyed) events.end();
     return reply;
   }
 
