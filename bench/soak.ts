@@ -1175,7 +1175,8 @@ async function main(): Promise<number> {
     lines.push(entry);
     linesByRequest.set(entry.reqId, lines);
   }
-  const hangUps = records.filter((record) => record.outcome.aborted);
+  // Requests that shared an x-request-id share its lines: they are checked together below.
+  const hangUps = records.filter((record) => record.outcome.aborted && record.plan.requestId === undefined);
   const serverView = new Map<string, number>();
   for (const record of hangUps) {
     const lines = linesByRequest.get(`soak-${record.plan.index}`) ?? [];
@@ -1198,7 +1199,14 @@ async function main(): Promise<number> {
   }
   // The README promises one "request done" line per request; count the requests that got another number.
   const lineCounts = new Map<string, number>();
+  const doneLines = (id: string) => (linesByRequest.get(id) ?? []).filter((line) => line.msg === 'request done').length;
+  for (const id of SHARED_REQUEST_IDS) {
+    const sharing = records.filter((record) => record.plan.requestId === id).length;
+    const count = doneLines(id);
+    if (count !== sharing) lineCounts.set(`${sharing} requests sharing ${id}: ${count} lines`, sharing);
+  }
   for (const record of records) {
+    if (record.plan.requestId !== undefined) continue;
     const count = (linesByRequest.get(`soak-${record.plan.index}`) ?? []).filter(
       (line) => line.msg === 'request done',
     ).length;
