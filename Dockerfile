@@ -27,10 +27,11 @@ COPY worker/earshot_worker worker/earshot_worker
 RUN .venv/bin/python -m compileall -q worker/earshot_worker
 
 # ---- run: Node, Python and tini from Debian, /app from the build stage, a non-root user ----
+# (ca-certificates: models downloaded from the Hugging Face hub come over TLS.)
 FROM debian:trixie-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nodejs python3 tini \
+ && apt-get install -y --no-install-recommends nodejs python3 tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin earshot \
  && mkdir -p /models /hub-cache \
