@@ -207,6 +207,7 @@ describe('the earshot image', { timeout: 60 * 60 * 1000 }, () => {
       '--isolation',
       'chroot',
       '--layers',
+      '--force-rm', // no working containers left behind when a step fails
       '--format',
       'docker',
       '-t',
