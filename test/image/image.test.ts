@@ -364,6 +364,16 @@ describe('the earshot image', { timeout: 60 * 60 * 1000 }, () => {
       (error: unknown) => error instanceof OpenAI.NotFoundError && error.code === 'model_not_found',
     );
     say('transcribed jfk.flac in the image; errors answered');
+    // For sizing (README, "Sizing"): resident memory of the gateway and of each worker, in the image.
+    const memory = descendants(server?.pid ?? 0)
+      .filter((p) => p.args.includes('src/main.ts') || p.args.includes('earshot_worker'))
+      .filter((p) => !/buildah|tini/.test(p.args[0] ?? ''))
+      .map((p) => {
+        const rss = Number(/^VmRSS:\s*(\d+)/m.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? 0);
+        const model = p.args[p.args.indexOf('--name') + 1];
+        return `${p.args.includes('earshot_worker') ? `worker ${model}` : 'gateway'} ${(rss / 1024).toFixed(0)} MB`;
+      });
+    say(`resident memory: ${memory.join(', ')}`);
   });
 
   it('returns data for every query of the Grafana dashboard from a real Prometheus', { timeout: 120_000 }, async () => {
