@@ -357,7 +357,6 @@ def burst(stack: Stack, clips: list[Path], query: str, threshold: float, max_rep
     print(f"query (the chart's ScaledObject): {query}")
     print(f"threshold {threshold:g} jobs per replica (AverageValue): with {REPLICAS} replicas KEDA's HPA adds "
           f"replicas once the query exceeds {trigger_at:g} (desired = ceil(query / {threshold:g}), at most {max_replicas})")
-    print(f"{'t (s)':>6} {'in flight':>9} {'query':>7} {'per replica':>11} {'desired':>7}  raw queued+running now")
     # A window of idle samples first, so that the averaged signal starts from a real baseline.
     baseline_deadline = time.perf_counter() + 90
     while time.perf_counter() < baseline_deadline:
@@ -365,6 +364,7 @@ def burst(stack: Stack, clips: list[Path], query: str, threshold: float, max_rep
             break
         time.sleep(2)
     print(f"idle baseline: query = {stack.query(query)}")
+    print(f"{'t (s)':>6} {'in flight':>9} {'query':>7} {'per replica':>11} {'desired':>7}  raw queued+running now")
     instant = 'sum(earshot_queue_depth{service="stt-earshot"}) + sum(earshot_jobs_in_flight{service="stt-earshot"})'
     start = time.perf_counter()
     load = Load(f"http://127.0.0.1:{stack.lb_port}", clips, in_flight, streams=False, deadline=start + burst_seconds).start()
