@@ -40,9 +40,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of huggingface_hub
 
 import benchlib as b
 
@@ -369,7 +368,6 @@ def burst(stack: Stack, clips: list[Path], query: str, threshold: float, max_rep
     start = time.perf_counter()
     load = Load(f"http://127.0.0.1:{stack.lb_port}", clips, in_flight, streams=False, deadline=start + burst_seconds).start()
     peak, rose_at, fell_at, stopped_at = 0.0, None, None, None
-    samples: list[tuple[float, float]] = []
     deadline = start + burst_seconds + 180
     while time.perf_counter() < deadline:
         now = time.perf_counter() - start
@@ -379,7 +377,6 @@ def burst(stack: Stack, clips: list[Path], query: str, threshold: float, max_rep
         value = stack.query(query)
         raw = stack.query(instant)
         if value is not None:
-            samples.append((now, value))
             peak = max(peak, value)
             desired = min(max_replicas, max(1, math.ceil(value / threshold - 1e-9)))
             if rose_at is None and value > trigger_at:
@@ -408,7 +405,6 @@ def rolling_restart(stack: Stack, clips: list[Path]) -> None:
     start = time.perf_counter()
     load = Load(f"http://127.0.0.1:{stack.lb_port}", clips, 8, streams=True, deadline=start + 600).start()
     time.sleep(8)
-    events = []
     for replica in stack.replicas:
         in_flight_before = load.active
         seen: dict[str, float] = {}
@@ -439,7 +435,6 @@ def rolling_restart(stack: Stack, clips: list[Path]) -> None:
         back_seconds = time.perf_counter() - terms_at
         drained = [o for o in load.outcomes if o.served_by == f"r{replica.index}" and o.started < terms_at
                    and o.started + o.seconds > terms_at]
-        events.append((replica.index, terms_at - start, exit_seconds, ready_seconds, back_seconds, drained))
         print(f"t={terms_at - start:5.1f} s  replica {replica.index}: SIGTERM with {in_flight_before} requests in flight "
               f"overall; /ready {probe_answers[0] if probe_answers else '?'} after {seen.get('probe', float('nan')):.2f} s, "
               f"haproxy marked it down after {seen.get('down', float('nan')):.2f} s; exited after {exit_seconds:.1f} s, having finished {sum(o.ok for o in drained)} of its "
