@@ -228,6 +228,15 @@ class Stack:
         except OSError:
             return {}
 
+    def backend_counters(self) -> dict[str, str]:
+        """haproxy's counters for the backend: connection retries, redispatches, errors."""
+        try:
+            rows = csv.DictReader(io.StringIO(self.haproxy("show stat").lstrip("# ")))
+            row = next(r for r in rows if r["pxname"] == "replicas" and r["svname"] == "BACKEND")
+        except (OSError, StopIteration):
+            return {}
+        return {key: row.get(key, "") for key in ("wretr", "wredis", "econ", "eresp", "dresp")}
+
     def servers_up(self) -> int:
         return sum(status == "UP" for status in self.server_status().values())
 
@@ -402,6 +411,7 @@ def burst(stack: Stack, clips: list[Path], query: str, threshold: float, max_rep
 def rolling_restart(stack: Stack, clips: list[Path]) -> None:
     print("\n== Rolling restart: 8 requests in flight through haproxy (every other one a stream); "
           "SIGTERM each replica in turn, start it again, wait until haproxy sends to it")
+    counters_before = stack.backend_counters()
     start = time.perf_counter()
     load = Load(f"http://127.0.0.1:{stack.lb_port}", clips, 8, streams=True, deadline=start + 600).start()
     time.sleep(8)
@@ -450,6 +460,10 @@ def rolling_restart(stack: Stack, clips: list[Path]) -> None:
           f"ok {len(outcomes) - len(failed)}, failed {len(failed)}; served by {by_server}")
     print(f"{latency_line(outcomes)} (non-stream: {latency_line([o for o in outcomes if not o.stream])}; "
           f"streams: {latency_line(streams)})")
+    counters = stack.backend_counters()
+    print("haproxy during the restarts: " + ", ".join(
+        f"{key} {int(counters.get(key) or 0) - int(counters_before.get(key) or 0)}" for key in counters)
+        + " (wretr: connections retried, wredis: sent to another replica, econ: connection errors, eresp: response errors)")
     for outcome in failed[:10]:
         print(f"  failed: stream={outcome.stream} after {outcome.seconds:.2f} s via {outcome.served_by}: {outcome.detail}")
     print("RESULT rolling restart: " + ("0 failed requests" if not failed else f"{len(failed)} FAILED requests"))
