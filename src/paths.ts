@@ -8,6 +8,8 @@ export const workerSourceDir = path.join(projectRoot, 'worker');
 export const workerRequirementsFile = path.join(workerSourceDir, 'requirements.txt');
 export const workerDevRequirementsFile = path.join(workerSourceDir, 'requirements-dev.txt');
 export const bundledModelsCatalogue = path.join(workerSourceDir, 'bundled-models.json');
+// The worker contract as JSON Schema, generated from src/engine/messages.ts (npm run contract).
+export const contractSchemaFile = path.join(workerSourceDir, 'earshot_worker', 'contract.schema.json');
 export const projectVenvDir = path.join(projectRoot, '.venv');
 export const projectVenvPython =
   process.platform === 'win32'
