@@ -77,11 +77,10 @@ export const TranscribeCommandSchema = Type.Object(
   { type: Type.Literal('transcribe'), ...JobSpecFields },
   { additionalProperties: false },
 );
+/** One job of a transcribe_batch command (and a transcribe command without its type). */
+export const JobSpecSchema = Type.Object(JobSpecFields, { additionalProperties: false });
 export const TranscribeBatchCommandSchema = Type.Object(
-  {
-    type: Type.Literal('transcribe_batch'),
-    jobs: Type.Array(Type.Object(JobSpecFields, { additionalProperties: false }), { minItems: 1 }),
-  },
+  { type: Type.Literal('transcribe_batch'), jobs: Type.Array(JobSpecSchema, { minItems: 1 }) },
   { additionalProperties: false },
 );
 export const CancelCommandSchema = Type.Object(
@@ -195,6 +194,7 @@ export const contractSchemas: Readonly<Record<string, TSchema>> = {
   TranscribeOptions: TranscribeOptionsSchema,
   VadParameters: VadParametersSchema,
   WorkerCommand: WorkerCommandSchema,
+  JobSpec: JobSpecSchema,
   TranscribeCommand: TranscribeCommandSchema,
   TranscribeBatchCommand: TranscribeBatchCommandSchema,
   CancelCommand: CancelCommandSchema,
