@@ -17,6 +17,8 @@ export const projectVenvPython =
     : path.join(projectVenvDir, 'bin', 'python');
 // scripts/setup-python.ts assembles each bundled model here (worker/earshot_worker/bundled.py).
 export const bundledModelsDir = path.join(projectVenvDir, 'earshot-models');
+// scripts/setup-python.ts writes what the engine's libraries say here (worker/earshot_worker/facts.py).
+export const engineFactsFile = path.join(projectVenvDir, 'earshot-facts.json');
 
 /** The environment a worker process runs with: the worker package importable, nothing buffered. */
 export function workerEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {

@@ -1,0 +1,53 @@
+// What the gateway knows that belongs to the engine's Python libraries: faster-whisper's size names,
+// Whisper's language codes and huggingface_hub's cache layout. The installer writes them from the
+// installed libraries (`python -m earshot_worker.facts`, scripts/setup-python.ts) to
+// .venv/earshot-facts.json; they are read from there, once, never copied into TypeScript.
+import { readFileSync } from 'node:fs';
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
+import { engineFactsFile } from '../paths.ts';
+
+export const EngineFactsSchema = Type.Object({
+  fasterWhisper: Type.String(),
+  huggingfaceHub: Type.String(),
+  /** faster-whisper's size names and the hub repositories they stand for (faster_whisper.utils._MODELS). */
+  sizeNames: Type.Record(Type.String(), Type.String()),
+  /** The language codes Whisper's tokenizer accepts (faster_whisper.tokenizer._LANGUAGE_CODES). */
+  languageCodes: Type.Array(Type.String(), { minItems: 1 }),
+  /** huggingface_hub's cache: models--OWNER--NAME/refs/main names the snapshot under snapshots/. */
+  hubCache: Type.Object({
+    repoFolderPrefix: Type.String(),
+    separator: Type.String(),
+    defaultRevision: Type.String(),
+    refsDir: Type.String(),
+    snapshotsDir: Type.String(),
+  }),
+});
+export type EngineFacts = Static<typeof EngineFactsSchema>;
+
+export class MissingEngineFactsError extends Error {}
+
+/** Reads and checks a facts file; throws a MissingEngineFactsError saying what to do. */
+export function readEngineFacts(file = engineFactsFile): EngineFacts {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new MissingEngineFactsError(
+      `cannot read the engine facts in ${file} (${(error as Error).message}): run npm install, ` +
+        'which sets up the Python engine and writes them from its libraries',
+    );
+  }
+  if (!Value.Check(EngineFactsSchema, parsed)) {
+    throw new MissingEngineFactsError(`${file} is not what this version of earshot expects: run npm install again`);
+  }
+  return parsed;
+}
+
+let cached: EngineFacts | undefined;
+
+/** The installed engine's facts, read on first use. */
+export function engineFacts(): EngineFacts {
+  cached ??= readEngineFacts();
+  return cached;
+}
