@@ -2,10 +2,12 @@
 // Whisper's language codes and huggingface_hub's cache layout. The installer writes them from the
 // installed libraries (`python -m earshot_worker.facts`, scripts/setup-python.ts) to
 // .venv/earshot-facts.json; they are read from there, once, never copied into TypeScript.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
-import { engineFactsFile } from '../paths.ts';
+import { engineFactsFile, projectRoot, projectVenvPython, workerEnvironment } from '../paths.ts';
 
 export const EngineFactsSchema = Type.Object({
   fasterWhisper: Type.String(),
@@ -46,8 +48,38 @@ export function readEngineFacts(file = engineFactsFile): EngineFacts {
 
 let cached: EngineFacts | undefined;
 
-/** The installed engine's facts, read on first use. */
+/** The installed engine's facts, read on first use (or those loadEngineFacts found). */
 export function engineFacts(): EngineFacts {
   cached ??= readEngineFacts();
+  return cached;
+}
+
+/**
+ * At start: the facts of the Python the workers run. The project's own environment has them in the
+ * file the installer wrote; another interpreter (EARSHOT_WORKER_PYTHON) is asked for them.
+ */
+export function loadEngineFacts(python: string): EngineFacts {
+  if (path.resolve(projectRoot, python) === projectVenvPython) {
+    cached = readEngineFacts();
+    return cached;
+  }
+  const result = spawnSync(python, ['-m', 'earshot_worker.facts'], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+    env: workerEnvironment(),
+  });
+  let parsed: unknown;
+  try {
+    parsed = result.status === 0 ? JSON.parse(result.stdout) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!Value.Check(EngineFactsSchema, parsed)) {
+    const reason = result.error?.message ?? (result.stderr.trim().split('\n').at(-1) || `exit code ${result.status}`);
+    throw new MissingEngineFactsError(
+      `${python} -m earshot_worker.facts failed (${reason}): the worker Python needs the packages of worker/requirements.txt`,
+    );
+  }
+  cached = parsed;
   return cached;
 }

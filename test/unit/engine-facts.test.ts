@@ -6,8 +6,14 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { engineFacts, MissingEngineFactsError, readEngineFacts } from '../../src/engine/engine-facts.ts';
+import {
+  engineFacts,
+  loadEngineFacts,
+  MissingEngineFactsError,
+  readEngineFacts,
+} from '../../src/engine/engine-facts.ts';
 import { ModelRegistry } from '../../src/engine/models.ts';
+import { projectVenvDir } from '../../src/paths.ts';
 import { engineKnowsLanguage, normaliseLanguage, supportedLanguageCodes } from '../../src/protocol/languages.ts';
 
 test('without the facts file the message says to run npm install', () => {
@@ -72,4 +78,13 @@ test("the registry's size names and hub cache layout are the facts'", async () =
   } finally {
     rmSync(hubCacheDir, { recursive: true, force: true });
   }
+});
+
+test('another worker Python is asked for its own facts', () => {
+  const other = path.join(projectVenvDir, 'bin', 'python3');
+  assert.deepEqual(loadEngineFacts(other), readEngineFacts());
+  assert.throws(
+    () => loadEngineFacts('/nonexistent/python'),
+    (error: Error) => error instanceof MissingEngineFactsError && /worker\/requirements\.txt/.test(error.message),
+  );
 });
