@@ -71,3 +71,20 @@ test('the pool batches only what the rule allows, and only identical options tog
   assert.equal(key({ task: 'transcribe', language: 'en' }), key({ language: 'en', task: 'transcribe' }));
   assert.notEqual(key({ language: 'en' }), key({ language: 'de' }));
 });
+
+test('the fake worker the engine tests run on refuses what is outside the contract', async () => {
+  // It checks every command and event (test/support/fake-worker.mjs), so the engine suites prove that
+  // the gateway's commands and the fake's events are the contract's.
+  const { spawn } = await import('node:child_process');
+  const fake = spawn(process.execPath, [
+    new URL('../support/fake-worker.mjs', import.meta.url).pathname,
+    '--name',
+    'x',
+  ]);
+  let stderr = '';
+  fake.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  fake.stdout.once('data', () => fake.stdin.write(`${JSON.stringify({ type: 'cancel', job: 7 })}\n`));
+  const code = await new Promise((resolve) => fake.on('exit', resolve));
+  assert.equal(code, 70);
+  assert.match(stderr, /outside the contract \(WorkerCommand\)/);
+});
