@@ -25,6 +25,9 @@ export interface Config {
   longAudioBatchSize: number;
   longAudioSeconds: number;
   maxUploadBytes: number;
+  maxConcurrentUploads: number;
+  maxUploadDiskBytes: number;
+  maxUploadDiskBytesPerClient: number;
   tmpDir: string;
   workerPython: string;
   workerStartTimeoutMs: number;
@@ -304,6 +307,35 @@ export const optionSpecs = [
     default: '25MiB',
     description:
       "Largest accepted upload (OpenAI's limit is 25 MiB); larger ones get 413. Bytes, or with KB, KiB, MB, MiB, GB, GiB.",
+    parse: byteSize,
+  },
+  {
+    key: 'maxConcurrentUploads',
+    env: 'EARSHOT_MAX_CONCURRENT_UPLOADS',
+    flag: '--max-concurrent-uploads',
+    // Each upload in progress buffers at most 256 KiB of form fields (plus the one being read, at
+    // most 64 KiB), so 64 bound the gateway's form data to 20 MiB, whatever clients send.
+    default: '64',
+    description:
+      'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 320 KiB per upload).',
+    parse: integer(1, 100_000),
+  },
+  {
+    key: 'maxUploadDiskBytes',
+    env: 'EARSHOT_MAX_UPLOAD_DISK_BYTES',
+    flag: '--max-upload-disk-bytes',
+    default: '1GiB',
+    description:
+      'Temporary space all uploads may hold at once, from their start until their job ends: each reserves its Content-Length (at most EARSHOT_MAX_UPLOAD_BYTES) when it starts; past it, 503 `upload_space_exhausted` with `retry-after`.',
+    parse: byteSize,
+  },
+  {
+    key: 'maxUploadDiskBytesPerClient',
+    env: 'EARSHOT_MAX_UPLOAD_DISK_BYTES_PER_CLIENT',
+    flag: '--max-upload-disk-bytes-per-client',
+    default: '256MiB',
+    description:
+      'The same, per API key (per client address without keys); past it, 429 `client_upload_limit` with `retry-after`.',
     parse: byteSize,
   },
   {

@@ -48,6 +48,12 @@ export const errorKinds = {
     code: null,
     doc: 'The upload is over the size limit ("Maximum content size limit … exceeded").',
   },
+  form_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    code: 'form_too_large',
+    doc: 'A text field is over 64 KiB, or the text fields together over 256 KiB (`param` names the field).',
+  },
   model_not_found: {
     status: 404,
     type: 'invalid_request_error',
@@ -82,7 +88,7 @@ export const errorKinds = {
     status: 400,
     type: 'invalid_request_error',
     code: null,
-    doc: 'The request is not valid HTTP (bad framing, bad Content-Length).',
+    doc: 'The request is not valid HTTP (bad framing, bad Content-Length, a bad %-escape in the path).',
   },
   missing_api_key: {
     status: 401,
@@ -107,6 +113,24 @@ export const errorKinds = {
     type: 'server_error',
     code: 'server_overloaded',
     doc: 'The model’s queue is full (EARSHOT_MAX_QUEUED_JOBS; `retry-after` says when to retry).',
+  },
+  too_many_uploads: {
+    status: 429,
+    type: 'server_error',
+    code: 'too_many_uploads',
+    doc: 'More uploads in progress than EARSHOT_MAX_CONCURRENT_UPLOADS (`retry-after` says when to retry).',
+  },
+  client_upload_limit: {
+    status: 429,
+    type: 'requests',
+    code: 'client_upload_limit',
+    doc: 'This client’s uploads would hold more than EARSHOT_MAX_UPLOAD_DISK_BYTES_PER_CLIENT on disk (`retry-after`).',
+  },
+  upload_space_exhausted: {
+    status: 503,
+    type: 'server_error',
+    code: 'upload_space_exhausted',
+    doc: 'All uploads would hold more than EARSHOT_MAX_UPLOAD_DISK_BYTES on disk (`retry-after` says when to retry).',
   },
   not_found: { status: 404, type: 'invalid_request_error', code: null, doc: 'No such route.' },
   model_not_loaded: {

@@ -103,8 +103,13 @@ function single(fields: FormFields, name: string): string | undefined {
   return values[0];
 }
 
+// A plain decimal number, with an optional exponent: what JSON allows and what the SDKs print for a
+// float (JavaScript's String(1e-7) is '1e-7', Python's str(0.00001) is '1e-05'). Number() alone
+// would also take '0x14', '0b1', ' 5', '+5' and 'Infinity'.
+const DECIMAL = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
+
 function parseNumber(raw: string, param: string, rule: NumberRule): number {
-  const value = raw.trim() === '' ? NaN : Number(raw);
+  const value = DECIMAL.test(raw) ? Number(raw) : NaN;
   const tooLow = rule.exclusiveMin ? value <= rule.min : value < rule.min;
   if (!Number.isFinite(value) || tooLow || value > rule.max || (rule.integer && !Number.isInteger(value))) {
     const kind = rule.integer ? 'a whole number' : 'a number';
@@ -149,6 +154,14 @@ function objectField(fields: FormFields, name: string): Record<string, unknown> 
   throw invalid(name, `Invalid ${name}: send a JSON object.`);
 }
 
+/** A value from a client's JSON, for a message: strings quoted, anything else by its JSON type only. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 function objectNumber(value: unknown, param: string, rule: NumberRule): number {
   if (typeof value === 'number') return parseNumber(String(value), param, rule);
   if (typeof value === 'string') return parseNumber(value, param, rule);
@@ -161,7 +174,8 @@ function parseVadParameters(fields: FormFields): Record<string, number> | undefi
   if (typeof raw === 'string') throw invalid('vad_parameters', 'Invalid vad_parameters: send a JSON object.');
   const parameters: Record<string, number> = {};
   for (const [key, value] of Object.entries(raw)) {
-    const rule = VAD_PARAMETERS[key];
+    // Own keys only: 'constructor' or 'toString' must not find Object.prototype's.
+    const rule = Object.hasOwn(VAD_PARAMETERS, key) ? VAD_PARAMETERS[key] : undefined;
     if (!rule) {
       throw invalid(
         'vad_parameters',
@@ -242,11 +256,12 @@ function parseGranularities(values: readonly string[] | undefined): Set<Granular
         items = value;
       }
     }
-    for (const item of Array.isArray(items) ? items : [items]) {
+    for (const item of Array.isArray(items) ? (items as unknown[]) : [items]) {
+      // Never String(item): a nested array or an object with its own toString may not convert.
       if (typeof item !== 'string' || !(GRANULARITIES as readonly string[]).includes(item.trim())) {
         throw invalid(
           'timestamp_granularities',
-          `Invalid timestamp_granularities value '${String(item)}': use 'word' and/or 'segment'.`,
+          `Invalid timestamp_granularities value ${describe(item)}: use 'word' and/or 'segment'.`,
         );
       }
       granularities.add(item.trim() as Granularity);

@@ -20,12 +20,12 @@ import type { ModelRegistry } from '../engine/models.ts';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { toApiError } from './errors.ts';
-import { ApiKeyChecker, installApiKeyCheck } from './plugins/auth.ts';
+import { ApiKeyChecker, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
-import { UploadDirectory } from './uploads.ts';
+import { MAX_FIELD_BYTES, UploadDirectory, uploadStarted } from './uploads.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -68,12 +68,14 @@ function recordRequest(
   reply: FastifyReply,
   status: number,
   metrics: Metrics | undefined,
+  /** For a request that matched no route context at all (a bad URL): Fastify has none to ask. */
+  knownRoute?: string,
 ): void {
   if (request.summary.recorded) return;
   request.summary.recorded = true;
   const seconds = reply.elapsedTime / 1000;
-  const route = request.routeOptions.url ?? 'unknown';
-  metrics?.observeRequest(route, request.method, status, seconds);
+  const route = knownRoute ?? request.routeOptions.url ?? 'unknown';
+  metrics?.observeRequest(route, request.method, status, seconds, request.summary.error);
   request.log.info(
     { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary, recorded: undefined },
     'request done',
@@ -82,9 +84,15 @@ function recordRequest(
 
 /**
  * Requests Node's HTTP parser refuses before Fastify sees them (oversized headers, broken framing,
- * a request that took too long to arrive) still get an OpenAI-shaped error, then the socket closes.
+ * a request that took too long to arrive) still get an OpenAI-shaped error with an x-request-id and
+ * their one log line, then the socket closes.
  */
-function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+function answerClientError(
+  error: Error & { code?: string },
+  socket: Socket,
+  log: FastifyBaseLogger,
+  metrics: Metrics | undefined,
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -96,11 +104,49 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
         ? new ApiError('request_timeout', 'The request was not received in time.')
         : new ApiError('malformed_http', `The request is not valid HTTP (${error.code ?? error.message}).`);
   const body = JSON.stringify(apiError.toJSON());
+  const id = randomUUID();
   socket.end(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status] ?? 'Error'}\r\n` +
       'content-type: application/json; charset=utf-8\r\n' +
+      `x-request-id: ${id}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    // Then closed both ways: a request cut off part way (a timeout) must not keep being read.
+    () => socket.destroy(),
   );
+  // Node's parser gave up on the request, so its method and route are unknown.
+  metrics?.observeRequest('unknown', 'unknown', apiError.status, 0);
+  log.info(
+    { reqId: id, method: 'unknown', route: 'unknown', status: apiError.status, ms: 0, error: apiError.kind },
+    'request done',
+  );
+}
+
+/**
+ * Fastify's framework errors (frameworkErrors option): a path with a bad percent-escape, a path
+ * parameter over the router's length limit. Fastify answers them before any hook runs, so without
+ * this they would get Fastify's own error shape, no x-request-id and no log line.
+ */
+function answerFrameworkError(
+  error: Error & { code?: string },
+  request: FastifyRequest,
+  reply: FastifyReply,
+  metrics: Metrics | undefined,
+): void {
+  request.summary = {};
+  const apiError =
+    error.code === 'FST_ERR_BAD_URL'
+      ? new ApiError('malformed_http', 'The request is not valid HTTP (the path is not a valid URL: a bad %-escape).')
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ApiError('not_found', `Unknown route: ${request.method} (a path segment is too long)`)
+        : new ApiError('internal_error', 'The server had an unexpected error; it has been logged.');
+  request.summary.error = apiError.kind;
+  if (apiError.status >= 500) request.log.error({ err: error }, apiError.message);
+  reply.raw.once('finish', () => recordRequest(request, reply, apiError.status, metrics, 'unknown'));
+  void reply
+    .code(apiError.status)
+    .header('x-request-id', request.id)
+    .type('application/json; charset=utf-8')
+    .send(apiError.toJSON());
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -116,11 +162,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     // The upload limit is enforced per file by the multipart reader; this bounds every other body.
     bodyLimit: 1024 * 1024,
-    http: { maxHeaderSize: config.maxHeaderBytes },
+    // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
+    // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
+    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000 },
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, app.log, deps.metrics),
+    frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, deps.metrics),
   });
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
@@ -157,7 +206,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       // Per key when keys are in use, else per address. The key check (which runs first) sets the
       // key's identity: a hash of the parsed key, the same however the header spells it, so the
       // limiter's store never holds a key and `bearer K` shares `Bearer  K`'s allowance.
-      keyGenerator: (request) => (request.apiKeyId === undefined ? request.ip : `key:${request.apiKeyId}`),
+      keyGenerator: clientIdentity,
       errorResponseBuilder: (_request, context) =>
         new ApiError(
           'rate_limited',
@@ -169,10 +218,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
 
   await app.register(multipart, {
-    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 100, fieldSize: 1024 * 1024, parts: 110 },
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 100, fieldSize: MAX_FIELD_BYTES, parts: 110 },
   });
 
-  const uploads = await UploadDirectory.create(config.tmpDir);
+  const uploads = await UploadDirectory.create(config.tmpDir, {
+    maxConcurrent: config.maxConcurrentUploads,
+    maxDiskBytes: config.maxUploadDiskBytes,
+    maxDiskBytesPerClient: config.maxUploadDiskBytesPerClient,
+  });
   app.addHook('onClose', async () => uploads.close());
   // Closing waits for every connection to end. A response finished after close began (a request in
   // flight at SIGTERM) leaves its keep-alive connection open until the keep-alive timeout (72 s),
@@ -203,8 +256,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       request.log.info({ error: apiError.kind, param: apiError.param }, apiError.message);
     }
     if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(apiError.retryAfterSeconds));
-    // The body of an upload stopped part way is still unread: the connection cannot be reused.
-    if (apiError.kind === 'upload_timeout' || apiError.kind === 'file_too_large') reply.header('connection', 'close');
+    // The body of an upload stopped part way is still arriving: the connection cannot be reused, and
+    // closing it is what stops a client that keeps sending.
+    const cutOff = uploadStarted(request) && !request.raw.complete;
+    if (apiError.kind === 'upload_timeout' || apiError.kind === 'file_too_large' || cutOff) {
+      reply.header('connection', 'close');
+    }
     return reply.code(apiError.status).type('application/json; charset=utf-8').send(apiError.toJSON());
   });
 

@@ -60,6 +60,7 @@ ERROR_KINDS: dict[str, tuple[int, str, str | None]] = {
     "file_too_large": (413, "server_error", None),
     "model_not_found": (404, "invalid_request_error", "model_not_found"),
     "upload_timeout": (408, "invalid_request_error", "upload_timeout"),
+    "form_too_large": (413, "invalid_request_error", "form_too_large"),
 }
 
 # src/engine/worker.ts appends this to every invalid_audio message.
@@ -687,7 +688,19 @@ FIELD_CASES: list[tuple[str, tuple[Field, ...], str, str | None, str]] = [
     ("timestamp_granularities_json_array_number", (Field("response_format", "verbose_json"),
                                                    Field("timestamp_granularities", "[1]")),
      "invalid_value", "timestamp_granularities",
-     "Invalid timestamp_granularities value '1': use 'word' and/or 'segment'."),
+     "Invalid timestamp_granularities value a number: use 'word' and/or 'segment'."),
+    ("timestamp_granularities_nested_array", (Field("response_format", "verbose_json"),
+                                              Field("timestamp_granularities[]", '[["word"]]')),
+     "invalid_value", "timestamp_granularities",
+     "Invalid timestamp_granularities value an array: use 'word' and/or 'segment'."),
+    ("timestamp_granularities_word_and_nested", (Field("response_format", "verbose_json"),
+                                                 Field("timestamp_granularities", '["word",["segment"]]')),
+     "invalid_value", "timestamp_granularities",
+     "Invalid timestamp_granularities value an array: use 'word' and/or 'segment'."),
+    ("timestamp_granularities_object_with_toString", (Field("response_format", "verbose_json"),
+                                                      Field("timestamp_granularities", '[{"toString":1}]')),
+     "invalid_value", "timestamp_granularities",
+     "Invalid timestamp_granularities value an object: use 'word' and/or 'segment'."),
     ("timestamp_granularities_without_verbose_json", (Field("timestamp_granularities[]", "word"),),
      "invalid_value", "timestamp_granularities", "timestamp_granularities needs response_format 'verbose_json'."),
     ("language_xx", (Field("language", "xx"),), "invalid_language", "language",
@@ -737,6 +750,19 @@ FIELD_CASES: list[tuple[str, tuple[Field, ...], str, str | None, str]] = [
      "Invalid vad_parameters: send a JSON object."),
     ("vad_parameters_unknown_key", (Field("vad_parameters", '{"bad":1}'),), "invalid_value", "vad_parameters",
      f"Unknown vad_parameters key 'bad': use {VAD_KEYS}."),
+    *[(f"vad_parameters_key_{key}", (Field("vad_parameters", f'{{"{key}":1}}'),), "invalid_value", "vad_parameters",
+       f"Unknown vad_parameters key '{key}': use {VAD_KEYS}.") for key in ("constructor", "toString", "__proto__")],
+    *[(f"chunking_strategy_key_{key}", (Field("chunking_strategy[type]", "server_vad"),
+                                        Field(f"chunking_strategy[{key}]", "1")), "invalid_value", "chunking_strategy",
+       f"Unknown chunking_strategy key '{key}': use type, threshold, prefix_padding_ms, silence_duration_ms.")
+      for key in ("constructor", "toString")],
+    *[(f"beam_size_{name}", (Field("beam_size", raw),), "invalid_value", "beam_size",
+       _number("beam_size", raw, 1, 20, whole=True))
+      for name, raw in {"hex": "0x14", "binary": "0b1", "underscore": "1_0", "leading_space": " 5",
+                        "trailing_space": "5 ", "plus": "+5", "Infinity": "Infinity", "NaN": "NaN",
+                        "empty": ""}.items()],
+    ("temperature_hex", (Field("temperature", "0x1"),), "invalid_value", "temperature",
+     _number("temperature", "0x1", 0, 1)),
     ("vad_parameters_threshold_2", (Field("vad_parameters[threshold]", "2"),), "invalid_value",
      "vad_parameters.threshold", _number("vad_parameters.threshold", "2", 0, 1)),
     ("vad_parameters_threshold_null", (Field("vad_parameters", '{"threshold":null}'),), "invalid_value",
@@ -751,6 +777,10 @@ FIELD_CASES: list[tuple[str, tuple[Field, ...], str, str | None, str]] = [
      _number("log_prob_threshold", "1", -100, 0)),
     ("hallucination_silence_threshold_-1", (Field("hallucination_silence_threshold", "-1"),), "invalid_value",
      "hallucination_silence_threshold", _number("hallucination_silence_threshold", "-1", 0, 3600, exclusive=True)),
+    ("prompt_over_64_kib", (Field("prompt", "p" * (64 * 1024 + 1)),), "form_too_large", "prompt",
+     "The field 'prompt' is over 65536 bytes; text fields are at most 65536 bytes each."),
+    ("fields_over_256_kib_together", tuple(Field(f"extra_{i}", "x" * 60 * 1024) for i in range(5)), "form_too_large",
+     "extra_4", "The form's text fields are over 262144 bytes together (at the field 'extra_4')."),
     ("hotwords_2000_chars", (Field("hotwords", HOTWORDS_2000),), "invalid_value", "hotwords",
      "hotwords is too long: at most 1000 characters."),
 ]
@@ -885,6 +915,7 @@ def test_body(
 def test_broken_http_framing(server: RunningServer, request_bytes: str) -> None:
     response = raw_request(server, request_bytes.encode())
     assert response.status == 400, response
+    assert response.headers.get("x-request-id"), response.headers
     wire = json.loads(response.body)
     assert set(wire) == {"error"}, wire
     assert wire["error"]["type"] == "invalid_request_error" and wire["error"]["code"] is None, wire
@@ -894,6 +925,17 @@ def test_broken_http_framing(server: RunningServer, request_bytes: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # 5. Path characters: in `model` (refused) and in the filename (never used)
 # --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/%ZZ", "/v1/models/%ZZ", "/v1/audio/transcriptions%"])
+def test_bad_percent_escape_in_path(http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 400, response.text
+    assert response.headers.get("x-request-id"), response.headers
+    assert response.json() == {"error": {
+        "message": "The request is not valid HTTP (the path is not a valid URL: a bad %-escape).",
+        "type": "invalid_request_error", "param": None, "code": None,
+    }}
 
 
 @pytest.mark.parametrize(

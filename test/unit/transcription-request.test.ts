@@ -113,6 +113,92 @@ describe('transcription request fields', () => {
     );
   });
 
+  it('accepts plain decimal numbers only (and an exponent, as SDKs print tiny floats), naming the field', () => {
+    const bad = [
+      '0x1',
+      '0x14',
+      '0b1',
+      '0o7',
+      '1_0',
+      ' 5',
+      '5 ',
+      '+5',
+      'Infinity',
+      '-Infinity',
+      'NaN',
+      '',
+      ' ',
+      '1e999',
+    ];
+    bad.push('.5', '5.', '1,5', '5\n', '١');
+    for (const raw of bad) {
+      rejects(form({ model: 'm', beam_size: raw }), 'beam_size', 'invalid_value');
+      rejects(form({ model: 'm', patience: raw }), 'patience', 'invalid_value');
+      rejects(form({ model: 'm', 'vad_parameters[threshold]': raw }), 'vad_parameters.threshold', 'invalid_value');
+      if (raw.trim() !== '') rejects(form({ model: 'm', temperature: raw }), 'temperature', 'invalid_value');
+    }
+    rejects(form({ model: 'm', vad_parameters: '{"threshold":"0x1"}' }), 'vad_parameters.threshold', 'invalid_value');
+    const parse = (fields: Record<string, string>) =>
+      parseTranscriptionRequest(form({ model: 'm', ...fields }), 'transcribe');
+    assert.equal(parse({ beam_size: '10' }).options.beam_size, 10);
+    assert.equal(parse({ beam_size: '1e1' }).options.beam_size, 10);
+    assert.equal(parse({ patience: '0.5' }).options.patience, 0.5);
+    assert.deepEqual(parse({ temperature: '1e-7' }).options.temperature, [1e-7]);
+    assert.deepEqual(parse({ temperature: '1E-05' }).options.temperature, [1e-5]);
+    assert.equal(parse({ log_prob_threshold: '-1.5' }).options.log_prob_threshold, -1.5);
+    assert.deepEqual(parse({ vad_parameters: '{"threshold":1e-3}' }).options.vad_parameters, { threshold: 0.001 });
+  });
+
+  it('refuses nested or non-string timestamp_granularities, include and object values with 400, never a crash', () => {
+    const verbose = { model: 'm', response_format: 'verbose_json' };
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    for (const value of ['[["word"]]', '["word",["segment"]]', '[{"toString":1}]', '[null]', '[1]', '[[]]', deep]) {
+      rejects(form({ ...verbose, timestamp_granularities: value }), 'timestamp_granularities', 'invalid_value');
+      rejects(
+        form({ ...verbose, timestamp_granularities: ['word', value] }),
+        'timestamp_granularities',
+        'invalid_value',
+      );
+    }
+    for (const value of ['["logprobs"]', '[["logprobs"]]', '{"toString":1}']) {
+      rejects(form({ model: 'm', include: value }), 'include', 'invalid_value');
+    }
+    for (const value of [
+      '{"type":{"toString":1}}',
+      '{"type":["server_vad"]}',
+      '{"type":"server_vad","threshold":[[0.5]]}',
+      '{"type":"server_vad","threshold":{"toString":1}}',
+      `{"type":"server_vad","threshold":${deep}}`,
+    ]) {
+      assert.throws(
+        () => parseTranscriptionRequest(form({ model: 'm', chunking_strategy: value }), 'transcribe'),
+        (error) =>
+          error instanceof ApiError && error.kind === 'invalid_value' && /^chunking_strategy/.test(error.param ?? ''),
+        value,
+      );
+    }
+    for (const value of ['{"threshold":[[0.5]]}', '{"threshold":{"valueOf":1}}', `{"threshold":${deep}}`]) {
+      rejects(form({ model: 'm', vad_parameters: value }), 'vad_parameters.threshold', 'invalid_value');
+    }
+  });
+
+  it('knows object keys by their own names: no prototype key passes as a VAD parameter', () => {
+    for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
+      rejects(form({ model: 'm', vad_parameters: `{"${key}":1}` }), 'vad_parameters', 'invalid_value');
+      rejects(form({ model: 'm', [`vad_parameters[${key}]`]: '1' }), 'vad_parameters', 'invalid_value');
+      rejects(
+        form({ model: 'm', chunking_strategy: `{"type":"server_vad","${key}":1}` }),
+        'chunking_strategy',
+        'invalid_value',
+      );
+      rejects(
+        form({ model: 'm', 'chunking_strategy[type]': 'server_vad', [`chunking_strategy[${key}]`]: '1' }),
+        'chunking_strategy',
+        'invalid_value',
+      );
+    }
+  });
+
   it('streams json and text, and asks the engine for logprobs when include[]=logprobs', () => {
     const streamed = parseTranscriptionRequest(form({ model: 'm', stream: 'true', include: 'logprobs' }), 'transcribe');
     assert.equal(streamed.stream, true);

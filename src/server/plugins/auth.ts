@@ -2,7 +2,7 @@
 // configured every request is accepted (the OpenAI SDKs always send some key).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 
 /** The configured keys: the list plus the key file's lines (blank lines and `#` comments skipped). */
@@ -71,6 +71,14 @@ declare module 'fastify' {
      */
     apiKeyId: string | undefined;
   }
+}
+
+/**
+ * Who a request counts against for per-client limits (rate, upload space): its API key when keys are
+ * in use (by identity, so every spelling of the header is one client), else its address.
+ */
+export function clientIdentity(request: FastifyRequest): string {
+  return request.apiKeyId === undefined ? `address:${request.ip}` : `key:${request.apiKeyId}`;
 }
 
 /** Adds the key check to every route of the app but the public ones (and CORS preflights). */

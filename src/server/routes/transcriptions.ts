@@ -1,6 +1,7 @@
 // POST /v1/audio/transcriptions and /v1/audio/translations: thin glue from the form to the engine
 // to a formatter or an event stream. Validation lives in protocol/, scheduling in engine/.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PassThrough } from 'node:stream';
 import type { ResolvedModel } from '../../engine/models.ts';
 import type { Transcript } from '../../engine/messages.ts';
 import type { JobListener } from '../../engine/worker.ts';
@@ -14,6 +15,7 @@ import {
   type TranscriptionRequest,
 } from '../../protocol/transcription-request.ts';
 import type { AppDependencies } from '../app.ts';
+import { clientIdentity } from '../plugins/auth.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
 import { toApiError } from '../errors.ts';
 
@@ -84,29 +86,32 @@ export async function transcriptionRoutes(
    * Server-sent events. The stream starts when the engine has decoded the audio, so a file that is
    * not audio still gets a plain 400; after that, text goes out word by word as segments are decoded.
    */
-  async function stream(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async function stream(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const splitter = new DeltaSplitter();
     const includeLogprobs = job.request.includeLogprobs;
+    // The events go out through Fastify (reply.send of a stream), never a hand-written head, so every
+    // header that hooks and plugins set (x-request-id, CORS, …) is on the response as on any other.
+    const events = new PassThrough();
+    const write = (chunk: string) => {
+      if (!events.destroyed) events.write(chunk);
+    };
+    // reply.sent turns true only once a streamed response has ended, so the start is tracked here.
+    let started = false;
     const start = () => {
-      if (reply.sent) return;
-      reply.hijack();
-      reply.raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-request-id': request.id,
-      });
+      if (started) return;
+      started = true;
+      void reply.code(200).type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send(events);
     };
     let transcript: Transcript;
     try {
       transcript = await transcribe(job, request, reply, {
         onInfo: start,
         onSegment: (segment) => {
-          for (const delta of splitter.push(segment, includeLogprobs)) reply.raw.write(deltaEvent(delta));
+          for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
         },
       });
     } catch (error) {
-      if (!reply.sent) throw error;
+      if (!started) throw error;
       if (error instanceof JobCancelledError) {
         request.summary.error = 'client_disconnected';
         request.log.info('client disconnected; job cancelled');
@@ -114,16 +119,27 @@ export async function transcriptionRoutes(
         const apiError = toApiError(error);
         request.summary.error = apiError.kind;
         request.log.error({ err: error, error: apiError.kind }, `stream failed: ${apiError.message}`);
-        reply.raw.write(errorEvent(apiError.toJSON()));
+        write(errorEvent(apiError.toJSON()));
       }
-      reply.raw.end();
-      return;
+      if (!events.destroyed) events.end();
+      // Returned, a reply is awaited until its response has finished (Fastify's "return reply").
+      return reply;
     }
-    reply.raw.end(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
+    write(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
+    if (!events.destroyed) events.end();
+    return reply;
   }
 
   async function handle(task: Task, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-    const form = await receiveForm(request, deps.uploads, deps.config.maxUploadBytes, deps.config.uploadIdleTimeoutMs);
+    const { config } = deps;
+    const form = await receiveForm(request, deps.uploads, {
+      maxBytes: config.maxUploadBytes,
+      idleTimeoutMs: config.uploadIdleTimeoutMs,
+      ...(config.requestTimeoutMs > 0 && {
+        deadline: { timeoutMs: config.requestTimeoutMs, remainingMs: config.requestTimeoutMs - reply.elapsedTime },
+      }),
+      client: clientIdentity(request),
+    });
     let job: Job;
     try {
       const ignored = unknownFields(form.fields, task);

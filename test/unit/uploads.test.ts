@@ -1,0 +1,182 @@
+// The upload limits of the gateway, on the Fastify app with a stub engine (no worker): text field
+// sizes, uploads at once, temporary disk space in total and per client. Each refusal is OpenAI's
+// error shape, and no temporary file is left behind.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config.ts';
+import type { Engine } from '../../src/engine/engine.ts';
+import type { Transcript } from '../../src/engine/messages.ts';
+import type { ModelRegistry } from '../../src/engine/models.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { MAX_FIELD_BYTES, MAX_FORM_FIELD_BYTES, UploadBudget } from '../../src/server/uploads.ts';
+
+const BOUNDARY = 'earshot-unit-boundary';
+
+function multipart(fields: [string, string][], file: Buffer | undefined = Buffer.from('RIFF....WAVE')): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    parts.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  }
+  if (file) {
+    parts.push(
+      Buffer.from(
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n` +
+          'Content-Type: application/octet-stream\r\n\r\n',
+      ),
+      file,
+      Buffer.from('\r\n'),
+    );
+  }
+  parts.push(Buffer.from(`--${BOUNDARY}--\r\n`));
+  return Buffer.concat(parts);
+}
+
+const TRANSCRIPT: Transcript = {
+  task: 'transcribe',
+  info: { language: 'en', language_probability: 1, duration: 1, duration_after_vad: 1 },
+  segments: [],
+};
+
+describe('upload limits (app with a stub engine)', () => {
+  let app: FastifyInstance;
+  let tmpDir: string;
+
+  before(async () => {
+    tmpDir = await mkdtemp(path.join(os.tmpdir(), 'earshot-unit-uploads-'));
+    const config = loadConfig([], { EARSHOT_TMP_DIR: tmpDir, EARSHOT_LOG_LEVEL: 'silent' });
+    const engine = { transcribe: async () => TRANSCRIPT } as unknown as Engine;
+    const registry = {
+      resolve: (name: string) => ({ id: name, source: { kind: 'bundled' } }),
+    } as unknown as ModelRegistry;
+    app = await buildApp({ config, engine, registry });
+  });
+
+  after(async () => {
+    await app.close();
+    await rm(tmpDir, { recursive: true, force: true });
+  });
+
+  const post = (body: Buffer) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/audio/transcriptions',
+      headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+      payload: body,
+    });
+
+  async function uploadsLeft(): Promise<string[]> {
+    const [directory] = await readdir(tmpDir);
+    assert.ok(directory?.startsWith('earshot-uploads-'));
+    return readdir(path.join(tmpDir, directory ?? ''));
+  }
+
+  it('serves a form whose fields are within the limits', async () => {
+    const response = await post(
+      multipart([
+        ['model', 'whisper-1'],
+        ['prompt', 'p'.repeat(MAX_FIELD_BYTES)],
+        ['hotwords', 'h'.repeat(1000)],
+      ]),
+    );
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(await uploadsLeft(), []);
+  });
+
+  it('refuses a field over 64 KiB with 413 form_too_large naming the field', async () => {
+    const response = await post(
+      multipart([
+        ['model', 'whisper-1'],
+        ['prompt', 'p'.repeat(MAX_FIELD_BYTES + 1)],
+      ]),
+    );
+    assert.equal(response.statusCode, 413);
+    assert.deepEqual(response.json(), {
+      error: {
+        message: `The field 'prompt' is over ${MAX_FIELD_BYTES} bytes; text fields are at most ${MAX_FIELD_BYTES} bytes each.`,
+        type: 'invalid_request_error',
+        param: 'prompt',
+        code: 'form_too_large',
+      },
+    });
+    assert.deepEqual(await uploadsLeft(), []);
+  });
+
+  it('refuses fields over 256 KiB together with 413 form_too_large naming the field that crossed it', async () => {
+    const big = 'x'.repeat(60 * 1024);
+    const fields: [string, string][] = [['model', 'whisper-1']];
+    for (let i = 0; i < 10; i++) fields.push([`extra_${i}`, big]);
+    const response = await post(multipart(fields));
+    assert.equal(response.statusCode, 413);
+    const crossing = `extra_${Math.floor(MAX_FORM_FIELD_BYTES / big.length)}`;
+    assert.deepEqual(response.json(), {
+      error: {
+        message: `The form's text fields are over ${MAX_FORM_FIELD_BYTES} bytes together (at the field '${crossing}').`,
+        type: 'invalid_request_error',
+        param: crossing,
+        code: 'form_too_large',
+      },
+    });
+    assert.equal(response.headers.connection, 'close');
+    assert.deepEqual(await uploadsLeft(), []);
+  });
+
+  it('reads a part sent as application/json as its JSON text, and never crashes on it', async () => {
+    const body = Buffer.concat([
+      Buffer.from(
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="vad_parameters"\r\nContent-Type: application/json\r\n\r\n` +
+          '{"toString":1}\r\n',
+      ),
+      multipart([['model', 'whisper-1']]),
+    ]);
+    const response = await post(body);
+    assert.equal(response.statusCode, 400, response.body);
+    const { error } = response.json<{ error: { param: string; code: string } }>();
+    assert.equal(error.param, 'vad_parameters');
+    assert.equal(error.code, 'invalid_value');
+  });
+});
+
+describe('the upload budget', () => {
+  const limits = { maxConcurrent: 3, maxDiskBytes: 250, maxDiskBytesPerClient: 150 };
+
+  it('refuses uploads past the cap on uploads at once with 429 too_many_uploads and retry-after', () => {
+    const budget = new UploadBudget(limits);
+    const held = [budget.admit('a', 1), budget.admit('b', 1), budget.admit('c', 1)];
+    assert.throws(
+      () => budget.admit('d', 1),
+      (error: unknown) =>
+        error instanceof Error &&
+        'kind' in error &&
+        error.kind === 'too_many_uploads' &&
+        (error as unknown as { status: number }).status === 429 &&
+        (error as unknown as { retryAfterSeconds: number }).retryAfterSeconds > 0,
+    );
+    held[0]?.doneReading();
+    const next = budget.admit('d', 1);
+    for (const reservation of [...held, next]) reservation.release();
+    assert.equal(budget.uploading, 0);
+    assert.equal(budget.diskBytes, 0);
+  });
+
+  it('refuses a client over its disk share with 429 and everyone over the total with 503; an upload alone always fits', () => {
+    const budget = new UploadBudget(limits);
+    const first = budget.admit('a', 100);
+    first.doneReading();
+    assert.throws(() => budget.admit('a', 100), { kind: 'client_upload_limit', status: 429 });
+    const second = budget.admit('b', 100);
+    second.doneReading();
+    assert.throws(() => budget.admit('c', 100), { kind: 'upload_space_exhausted', status: 503 });
+    // The file turned out small: only its size stays reserved.
+    first.resize(10);
+    const third = budget.admit('a', 100);
+    for (const reservation of [first, second, third]) reservation.release();
+    first.release();
+    assert.equal(budget.diskBytes, 0);
+    const alone = new UploadBudget({ ...limits, maxDiskBytes: 10, maxDiskBytesPerClient: 10 });
+    alone.admit('a', 100).release();
+  });
+});
