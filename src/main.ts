@@ -23,7 +23,7 @@ function readConfig(): Config {
 const config = readConfig();
 const log = pino({ level: config.logLevel });
 try {
-  loadEngineFacts(config.workerPython);
+  loadEngineFacts(config.workerPython, (message) => log.warn(message));
 } catch (error) {
   if (!(error instanceof MissingEngineFactsError)) throw error;
   log.fatal(error.message);

@@ -56,9 +56,11 @@ export function engineFacts(): EngineFacts {
 
 /**
  * At start: the facts of the Python the workers run. The project's own environment has them in the
- * file the installer wrote; another interpreter (EARSHOT_WORKER_PYTHON) is asked for them.
+ * file the installer wrote; another interpreter (EARSHOT_WORKER_PYTHON) is asked for them. When it
+ * cannot answer, the installed file stands in (and `warn` says so): a broken worker Python must not
+ * keep the server from listening and saying what is wrong (/health), as it does without this.
  */
-export function loadEngineFacts(python: string): EngineFacts {
+export function loadEngineFacts(python: string, warn: (message: string) => void = () => {}): EngineFacts {
   if (path.resolve(projectRoot, python) === projectVenvPython) {
     cached = readEngineFacts();
     return cached;
@@ -67,6 +69,7 @@ export function loadEngineFacts(python: string): EngineFacts {
     cwd: projectRoot,
     encoding: 'utf8',
     env: workerEnvironment(),
+    timeout: 60_000,
   });
   let parsed: unknown;
   try {
@@ -74,12 +77,19 @@ export function loadEngineFacts(python: string): EngineFacts {
   } catch {
     parsed = undefined;
   }
-  if (!Value.Check(EngineFactsSchema, parsed)) {
-    const reason = result.error?.message ?? (result.stderr.trim().split('\n').at(-1) || `exit code ${result.status}`);
-    throw new MissingEngineFactsError(
-      `${python} -m earshot_worker.facts failed (${reason}): the worker Python needs the packages of worker/requirements.txt`,
-    );
+  if (Value.Check(EngineFactsSchema, parsed)) {
+    cached = parsed;
+    return cached;
   }
-  cached = parsed;
+  const reason = result.error?.message ?? (result.stderr.trim().split('\n').at(-1) || `exit code ${result.status}`);
+  const failure =
+    `${python} -m earshot_worker.facts failed (${reason}): ` +
+    'the worker Python needs the packages of worker/requirements.txt';
+  try {
+    cached = readEngineFacts();
+  } catch (error) {
+    throw new MissingEngineFactsError(`${failure}; ${(error as Error).message}`);
+  }
+  warn(`${failure}; using the installed engine's facts (${engineFactsFile})`);
   return cached;
 }
