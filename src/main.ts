@@ -4,6 +4,7 @@ import os from 'node:os';
 import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
 import { Engine } from './engine/engine.ts';
+import { loadEngineFacts, MissingEngineFactsError } from './engine/engine-facts.ts';
 import { ModelRegistry, readBundledModels, type ResolvedModel } from './engine/models.ts';
 import { Metrics } from './metrics.ts';
 import { buildApp } from './server/app.ts';
@@ -21,6 +22,13 @@ function readConfig(): Config {
 
 const config = readConfig();
 const log = pino({ level: config.logLevel });
+try {
+  loadEngineFacts(config.workerPython, (message) => log.warn(message));
+} catch (error) {
+  if (!(error instanceof MissingEngineFactsError)) throw error;
+  log.fatal(error.message);
+  process.exit(2);
+}
 const registry = new ModelRegistry({
   defaultModel: config.defaultModel,
   aliases: config.modelAliases,

@@ -1,90 +1,240 @@
-// The typed messages exchanged with an engine worker, one JSON object per line over its
-// stdin/stdout. The Python side of this contract is worker/earshot_worker/protocol.py.
+// The worker contract: the messages exchanged with an engine worker, one JSON object per line over
+// its stdin/stdout, defined once here as JSON Schema (TypeBox). The TypeScript types are derived
+// from these schemas; `npm run contract` writes them to worker/earshot_worker/contract.schema.json,
+// which the worker validates every command against (worker/earshot_worker/contract.py) and its tests
+// validate every event with. test/unit/contract.test.ts fails when that file is stale.
+import Type, { type Static, type TSchema } from 'typebox';
 
-/** faster-whisper transcribe() keyword arguments that a job may set (validated by the gateway). */
-export interface TranscribeOptions {
-  language?: string;
-  task?: 'transcribe' | 'translate';
-  initial_prompt?: string;
-  temperature?: number[];
-  word_timestamps?: boolean;
-  beam_size?: number;
-  best_of?: number;
-  patience?: number;
-  vad_filter?: boolean;
-  vad_parameters?: Record<string, number>;
-  hotwords?: string;
-  condition_on_previous_text?: boolean;
-  without_timestamps?: boolean;
-  no_speech_threshold?: number;
-  log_prob_threshold?: number;
-  compression_ratio_threshold?: number;
-  hallucination_silence_threshold?: number;
-  /** Handled by the worker: per-token log probabilities on each segment. */
-  logprobs?: boolean;
-  /** Handled by the worker: decode with faster-whisper's BatchedInferencePipeline. */
-  batch_size?: number;
+/**
+ * Which option values keep a job out of faster-whisper's BatchedInferencePipeline, per kind of
+ * batch: `cross_request`, several short jobs decoded together (the gateway's pools group them, the
+ * worker's batching.py decodes them); `long_audio`, one long file decoded in batched chunks (the
+ * worker's LongAudioBatching). `'any'`: any value given; a list: one of these values. Both sides read
+ * this annotation (`x-unbatched` on an option's schema) through `batchable()` here and in contract.py.
+ */
+export interface Unbatched {
+  cross_request?: 'any' | readonly (boolean | number | string)[];
+  long_audio?: 'any' | readonly (boolean | number | string)[];
+}
+export type BatchKind = keyof Unbatched;
+
+function unbatched(rule: Unbatched): { 'x-unbatched': Unbatched } {
+  return { 'x-unbatched': rule };
 }
 
-export type WorkerCommand =
-  | { type: 'transcribe'; job: string; audio: string; options: TranscribeOptions }
-  | { type: 'transcribe_batch'; jobs: { job: string; audio: string; options: TranscribeOptions }[] }
-  | { type: 'cancel'; job: string }
-  | { type: 'shutdown' };
+/** faster-whisper's VadOptions fields the gateway may set. */
+export const VadParametersSchema = Type.Object(
+  {
+    threshold: Type.Optional(Type.Number()),
+    neg_threshold: Type.Optional(Type.Number()),
+    min_speech_duration_ms: Type.Optional(Type.Integer()),
+    max_speech_duration_s: Type.Optional(Type.Number()),
+    min_silence_duration_ms: Type.Optional(Type.Integer()),
+    speech_pad_ms: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
 
-export interface EngineWord {
-  word: string;
-  start: number;
-  end: number;
-  probability: number;
-}
+/** The keyword arguments of faster-whisper's transcribe() a job may set, and the worker's own. */
+export const TranscribeOptionsSchema = Type.Object(
+  {
+    language: Type.Optional(Type.String()),
+    task: Type.Optional(Type.Union([Type.Literal('transcribe'), Type.Literal('translate')])),
+    initial_prompt: Type.Optional(Type.String()),
+    temperature: Type.Optional(Type.Array(Type.Number())),
+    word_timestamps: Type.Optional(Type.Boolean()),
+    beam_size: Type.Optional(Type.Integer({ minimum: 1 })),
+    best_of: Type.Optional(Type.Integer({ minimum: 1 })),
+    patience: Type.Optional(Type.Number()),
+    // The batch's clips are given by timestamps; VAD would cut them again. Long audio needs VAD.
+    vad_filter: Type.Optional(Type.Boolean(unbatched({ cross_request: [true], long_audio: [false] }))),
+    vad_parameters: Type.Optional(VadParametersSchema),
+    hotwords: Type.Optional(Type.String()),
+    // The batched pipeline never conditions on previous text.
+    condition_on_previous_text: Type.Optional(Type.Boolean(unbatched({ long_audio: [true] }))),
+    without_timestamps: Type.Optional(Type.Boolean()),
+    no_speech_threshold: Type.Optional(Type.Number()),
+    log_prob_threshold: Type.Optional(Type.Number()),
+    compression_ratio_threshold: Type.Optional(Type.Number()),
+    // The batched pipeline skips the hallucination filter.
+    hallucination_silence_threshold: Type.Optional(Type.Number(unbatched({ cross_request: 'any', long_audio: 'any' }))),
+    /** Handled by the worker: per-token log probabilities on each segment (one alignment record per job). */
+    logprobs: Type.Optional(Type.Boolean({ 'x-worker': true, ...unbatched({ cross_request: [true] }) })),
+    /** Handled by the worker: decode with faster-whisper's BatchedInferencePipeline, on its own. */
+    batch_size: Type.Optional(Type.Integer({ minimum: 1, 'x-worker': true, ...unbatched({ cross_request: 'any' }) })),
+  },
+  { additionalProperties: false },
+);
+export type TranscribeOptions = Static<typeof TranscribeOptionsSchema>;
+
+const JobSpecFields = {
+  job: Type.String(),
+  audio: Type.String(),
+  options: TranscribeOptionsSchema,
+};
+
+export const TranscribeCommandSchema = Type.Object(
+  { type: Type.Literal('transcribe'), ...JobSpecFields },
+  { additionalProperties: false },
+);
+/** One job of a transcribe_batch command (and a transcribe command without its type). */
+export const JobSpecSchema = Type.Object(JobSpecFields, { additionalProperties: false });
+export const TranscribeBatchCommandSchema = Type.Object(
+  { type: Type.Literal('transcribe_batch'), jobs: Type.Array(JobSpecSchema, { minItems: 1 }) },
+  { additionalProperties: false },
+);
+export const CancelCommandSchema = Type.Object(
+  { type: Type.Literal('cancel'), job: Type.String() },
+  { additionalProperties: false },
+);
+export const ShutdownCommandSchema = Type.Object({ type: Type.Literal('shutdown') }, { additionalProperties: false });
+
+export const WorkerCommandSchema = Type.Union([
+  TranscribeCommandSchema,
+  TranscribeBatchCommandSchema,
+  CancelCommandSchema,
+  ShutdownCommandSchema,
+]);
+export type WorkerCommand = Static<typeof WorkerCommandSchema>;
+
+export const EngineWordSchema = Type.Object(
+  { word: Type.String(), start: Type.Number(), end: Type.Number(), probability: Type.Number() },
+  { additionalProperties: false },
+);
+export type EngineWord = Static<typeof EngineWordSchema>;
 
 /** One token's log probability, as OpenAI's include[]=logprobs returns it. */
-export interface TokenLogprob {
-  token: string;
-  logprob: number;
-  bytes: number[];
-}
+export const TokenLogprobSchema = Type.Object(
+  { token: Type.String(), logprob: Type.Number(), bytes: Type.Array(Type.Integer()) },
+  { additionalProperties: false },
+);
+export type TokenLogprob = Static<typeof TokenLogprobSchema>;
 
-export interface EngineSegment {
-  id: number;
-  seek: number;
-  start: number;
-  end: number;
-  text: string;
-  tokens: number[];
-  temperature: number;
-  avg_logprob: number;
-  compression_ratio: number;
-  no_speech_prob: number;
-  words: EngineWord[] | null;
-  logprobs: TokenLogprob[] | null;
-}
+export const EngineSegmentSchema = Type.Object(
+  {
+    id: Type.Integer(),
+    seek: Type.Integer(),
+    start: Type.Number(),
+    end: Type.Number(),
+    text: Type.String(),
+    tokens: Type.Array(Type.Integer()),
+    temperature: Type.Number(),
+    avg_logprob: Type.Number(),
+    compression_ratio: Type.Number(),
+    no_speech_prob: Type.Number(),
+    words: Type.Union([Type.Array(EngineWordSchema), Type.Null()]),
+    logprobs: Type.Union([Type.Array(TokenLogprobSchema), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type EngineSegment = Static<typeof EngineSegmentSchema>;
 
-export interface EngineInfo {
-  language: string;
-  language_probability: number;
-  duration: number;
-  duration_after_vad: number;
-}
+const EngineInfoFields = {
+  language: Type.String(),
+  language_probability: Type.Number(),
+  duration: Type.Number(),
+  duration_after_vad: Type.Number(),
+};
+export const EngineInfoSchema = Type.Object(EngineInfoFields, { additionalProperties: false });
+export type EngineInfo = Static<typeof EngineInfoSchema>;
 
 /** Stable codes a worker reports a failed job with. */
-export type JobErrorCode =
-  | 'invalid_audio'
-  | 'audio_too_short'
-  | 'audio_too_long'
-  | 'invalid_options'
-  | 'model_error'
-  | 'cancelled'
-  | 'bad_message';
+export const JobErrorCodeSchema = Type.Union([
+  Type.Literal('invalid_audio'),
+  Type.Literal('audio_too_short'),
+  Type.Literal('audio_too_long'),
+  Type.Literal('invalid_options'),
+  Type.Literal('model_error'),
+  Type.Literal('cancelled'),
+  Type.Literal('bad_message'),
+]);
+export type JobErrorCode = Static<typeof JobErrorCodeSchema>;
 
-export type WorkerEvent =
-  | { type: 'ready'; model: string; load_seconds: number }
-  | { type: 'fatal'; code: string; message: string }
-  | ({ type: 'info'; job: string } & EngineInfo)
-  | { type: 'segment'; job: string; segment: EngineSegment }
-  | { type: 'done'; job: string; processing_seconds: number }
-  | { type: 'error'; job: string; code: JobErrorCode; message: string };
+/** Why a worker could not start (then it exits). */
+export const FatalCodeSchema = Type.Union([Type.Literal('model_load_failed'), Type.Literal('bad_arguments')]);
+export type FatalCode = Static<typeof FatalCodeSchema>;
+
+export const ReadyEventSchema = Type.Object(
+  { type: Type.Literal('ready'), model: Type.String(), load_seconds: Type.Number() },
+  { additionalProperties: false },
+);
+export const FatalEventSchema = Type.Object(
+  { type: Type.Literal('fatal'), code: FatalCodeSchema, message: Type.String() },
+  { additionalProperties: false },
+);
+export const InfoEventSchema = Type.Object(
+  { type: Type.Literal('info'), job: Type.String(), ...EngineInfoFields },
+  { additionalProperties: false },
+);
+export const SegmentEventSchema = Type.Object(
+  { type: Type.Literal('segment'), job: Type.String(), segment: EngineSegmentSchema },
+  { additionalProperties: false },
+);
+export const DoneEventSchema = Type.Object(
+  { type: Type.Literal('done'), job: Type.String(), processing_seconds: Type.Number() },
+  { additionalProperties: false },
+);
+export const ErrorEventSchema = Type.Object(
+  { type: Type.Literal('error'), job: Type.String(), code: JobErrorCodeSchema, message: Type.String() },
+  { additionalProperties: false },
+);
+
+export const WorkerEventSchema = Type.Union([
+  ReadyEventSchema,
+  FatalEventSchema,
+  InfoEventSchema,
+  SegmentEventSchema,
+  DoneEventSchema,
+  ErrorEventSchema,
+]);
+export type WorkerEvent = Static<typeof WorkerEventSchema>;
+
+/** Every schema of the contract by name: what contract.schema.json holds under `$defs`. */
+export const contractSchemas: Readonly<Record<string, TSchema>> = {
+  TranscribeOptions: TranscribeOptionsSchema,
+  VadParameters: VadParametersSchema,
+  WorkerCommand: WorkerCommandSchema,
+  JobSpec: JobSpecSchema,
+  TranscribeCommand: TranscribeCommandSchema,
+  TranscribeBatchCommand: TranscribeBatchCommandSchema,
+  CancelCommand: CancelCommandSchema,
+  ShutdownCommand: ShutdownCommandSchema,
+  WorkerEvent: WorkerEventSchema,
+  ReadyEvent: ReadyEventSchema,
+  FatalEvent: FatalEventSchema,
+  InfoEvent: InfoEventSchema,
+  SegmentEvent: SegmentEventSchema,
+  DoneEvent: DoneEventSchema,
+  ErrorEvent: ErrorEventSchema,
+};
+
+/** The JSON Schema document worker/earshot_worker/contract.schema.json holds, as text. */
+export function contractDocument(): string {
+  const document = {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $comment: 'Generated from src/engine/messages.ts by `npm run contract`: do not edit.',
+    $defs: contractSchemas,
+  };
+  return `${JSON.stringify(document, null, 2)}\n`;
+}
+
+/** The option names the worker handles itself rather than passing to faster-whisper. */
+export const workerOptionNames: readonly string[] = Object.entries(TranscribeOptionsSchema.properties)
+  .filter(([, schema]) => (schema as { 'x-worker'?: boolean })['x-worker'] === true)
+  .map(([name]) => name);
+
+/** Whether a job with these options may be decoded in a batch of this kind (the `x-unbatched` rule). */
+export function batchable(options: TranscribeOptions, kind: BatchKind): boolean {
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined || !Object.hasOwn(TranscribeOptionsSchema.properties, name)) continue;
+    const schema = TranscribeOptionsSchema.properties[name as keyof TranscribeOptions] as {
+      'x-unbatched'?: Unbatched;
+    };
+    const rule = schema['x-unbatched']?.[kind];
+    if (rule === 'any' || rule?.includes(value as boolean | number | string)) return false;
+  }
+  return true;
+}
 
 /** What one finished transcription job produced: the input to every response formatter. */
 export interface Transcript {

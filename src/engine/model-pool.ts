@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import type { EngineOptions } from './engine.ts';
-import type { Transcript } from './messages.ts';
+import { batchable, type Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
 
@@ -29,13 +29,11 @@ const ASSUMED_JOB_SECONDS = 5;
 /**
  * Jobs with the same key may be decoded together in one batch; undefined means the job runs alone.
  * Batching needs identical options (one decode, one set of options) and excludes what the batched
- * pipeline would change: VAD, the hallucination filter, logprobs (one alignment record per job),
- * and jobs that ask for the batched pipeline themselves.
+ * pipeline would change, as the contract's `x-unbatched` rule says (messages.ts `batchable`).
  */
 export function batchKey(spec: JobSpec): string | undefined {
   const options = spec.options;
-  if (options.logprobs || options.vad_filter || options.batch_size !== undefined) return undefined;
-  if (options.hallucination_silence_threshold !== undefined) return undefined;
+  if (!batchable(options, 'cross_request')) return undefined;
   return JSON.stringify(Object.entries(options).sort(([a], [b]) => a.localeCompare(b)));
 }
 

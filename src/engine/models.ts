@@ -8,6 +8,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { bundledModelsCatalogue, bundledModelsDir } from '../paths.ts';
+import { engineFacts, type EngineFacts } from './engine-facts.ts';
 
 export type ModelSource =
   | { kind: 'bundled'; path: string }
@@ -34,34 +35,6 @@ export interface BundledModel {
   hubRepo: string;
   description: string;
   license: string;
-}
-
-/** faster-whisper's size names and the hub repositories they stand for (faster_whisper/utils.py). */
-export const hubSizeNames: Readonly<Record<string, string>> = {
-  'tiny.en': 'Systran/faster-whisper-tiny.en',
-  tiny: 'Systran/faster-whisper-tiny',
-  'base.en': 'Systran/faster-whisper-base.en',
-  base: 'Systran/faster-whisper-base',
-  'small.en': 'Systran/faster-whisper-small.en',
-  small: 'Systran/faster-whisper-small',
-  'medium.en': 'Systran/faster-whisper-medium.en',
-  medium: 'Systran/faster-whisper-medium',
-  'large-v1': 'Systran/faster-whisper-large-v1',
-  'large-v2': 'Systran/faster-whisper-large-v2',
-  'large-v3': 'Systran/faster-whisper-large-v3',
-  large: 'Systran/faster-whisper-large-v3',
-  'distil-large-v2': 'Systran/faster-distil-whisper-large-v2',
-  'distil-medium.en': 'Systran/faster-distil-whisper-medium.en',
-  'distil-small.en': 'Systran/faster-distil-whisper-small.en',
-  'distil-large-v3': 'Systran/faster-distil-whisper-large-v3',
-  'distil-large-v3.5': 'distil-whisper/distil-large-v3.5-ct2',
-  'large-v3-turbo': 'mobiuslabsgmbh/faster-whisper-large-v3-turbo',
-  turbo: 'mobiuslabsgmbh/faster-whisper-large-v3-turbo',
-};
-
-/** The hub repository a size name stands for (own keys only: `constructor` is no size name). */
-function sizeRepo(name: string): string | undefined {
-  return Object.hasOwn(hubSizeNames, name) ? hubSizeNames[name] : undefined;
 }
 
 // One path segment of a model name: no separators, no leading dot (so no "." or ".."), no control
@@ -102,6 +75,11 @@ export interface ModelRegistryOptions {
   preloadModels?: readonly string[];
   /** How long a scan of what is on disk is used, in ms (default MODEL_SCAN_TTL_MS; 0: each call). */
   scanTtlMs?: number;
+  /**
+   * faster-whisper's size names and the hub repositories they stand for, and huggingface_hub's cache
+   * layout (default: the installed libraries', engine-facts.ts).
+   */
+  facts?: Pick<EngineFacts, 'sizeNames' | 'hubCache'>;
 }
 
 /** huggingface_hub's own default cache location, which faster-whisper uses without a download root. */
@@ -173,17 +151,26 @@ async function scanModelsDir(modelsDir: string): Promise<Map<string, OnDisk>> {
   return found;
 }
 
-async function scanHubCache(hubCache: string): Promise<Map<string, OnDisk>> {
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The hub cache's models (layout: huggingface_hub's, as engine-facts.ts reports it). */
+async function scanHubCache(hubCache: string, layout: EngineFacts['hubCache']): Promise<Map<string, OnDisk>> {
   const found = new Map<string, OnDisk>();
+  const prefix = escapeRegExp(layout.repoFolderPrefix);
+  const separator = escapeRegExp(layout.separator);
+  const folder = new RegExp(`^${prefix}([^/]+?)${separator}([^/]+)$`);
   await Promise.all(
     (await readdir(hubCache).catch(() => [] as string[])).map(async (entry) => {
-      const match = /^models--([^/]+?)--([^/]+)$/.exec(entry);
+      const match = folder.exec(entry);
       const repo = match ? `${match[1]}/${match[2]}` : undefined;
       if (!repo || !safeSegments(repo)) return;
       // huggingface_hub loads offline the snapshot that refs/main names, so only that one counts.
-      const revision = (await readFile(path.join(hubCache, entry, 'refs', 'main'), 'utf8').catch(() => '')).trim();
+      const refFile = path.join(hubCache, entry, layout.refsDir, layout.defaultRevision);
+      const revision = (await readFile(refFile, 'utf8').catch(() => '')).trim();
       if (!SAFE_SEGMENT.test(revision)) return;
-      if (await isModelDirectory(path.join(hubCache, entry, 'snapshots', revision))) {
+      if (await isModelDirectory(path.join(hubCache, entry, layout.snapshotsDir, revision))) {
         const directory = path.join(hubCache, entry);
         found.set(repo, { path: directory, created: await createdAt(directory) });
       }
@@ -207,6 +194,7 @@ export class ModelRegistry {
   /** Names and repositories that may be downloaded, or 'any'. */
   private readonly downloadable: ReadonlySet<string> | 'any';
   private readonly scanTtlMs: number;
+  private readonly facts: Pick<EngineFacts, 'sizeNames' | 'hubCache'>;
   private catalogue: Catalogue | undefined;
   private scannedAt = 0;
   private scanning: Promise<Catalogue> | undefined;
@@ -219,7 +207,8 @@ export class ModelRegistry {
     this.bundledDir = options.bundledDir ?? bundledModelsDir;
     this.hubCacheDir = options.hubCacheDir ?? defaultHubCacheDir();
     this.hubDownload = options.hubDownload ?? true;
-    const allowed = options.hubModels ?? Object.entries(hubSizeNames).flat();
+    this.facts = options.facts ?? engineFacts();
+    const allowed = options.hubModels ?? Object.entries(this.facts.sizeNames).flat();
     const configured = [options.defaultModel, ...options.aliases.values(), ...(options.preloadModels ?? [])];
     this.downloadable = allowed.includes('*')
       ? 'any'
@@ -274,7 +263,7 @@ export class ModelRegistry {
     const started = Date.now();
     const [local, hub, bundledCreated] = await Promise.all([
       scanModelsDir(this.options.modelsDir),
-      scanHubCache(this.hubCacheDir),
+      scanHubCache(this.hubCacheDir, this.facts.hubCache),
       Promise.all(
         this.options.bundled.map(
           async (model) => [model.name, await createdAt(path.join(this.bundledDir, model.name))] as const,
@@ -324,7 +313,7 @@ export class ModelRegistry {
     const directory = catalogue.local.get(name);
     if (directory) return { id: name, source: { kind: 'directory', path: directory.path } };
 
-    const repo = sizeRepo(name) ?? (segments.length === 2 ? name : undefined);
+    const repo = this.sizeRepo(name) ?? (segments.length === 2 ? name : undefined);
     if (repo === undefined) return undefined;
     if (catalogue.hub.has(repo)) return { id: name, source: { kind: 'hub', repo, cached: true } };
     if (this.mayDownload(name, repo)) return { id: name, source: { kind: 'hub', repo, cached: false } };
@@ -336,8 +325,13 @@ export class ModelRegistry {
     return this.downloadable === 'any' || this.downloadable.has(name) || this.downloadable.has(repo);
   }
 
+  /** The hub repository a size name stands for (own keys only: `constructor` is no size name). */
+  private sizeRepo(name: string): string | undefined {
+    return Object.hasOwn(this.facts.sizeNames, name) ? this.facts.sizeNames[name] : undefined;
+  }
+
   private bundledForSize(name: string): BundledModel | undefined {
-    const repo = sizeRepo(name);
+    const repo = this.sizeRepo(name);
     return repo === undefined ? undefined : this.bundledByRepo.get(repo);
   }
 }

@@ -1,6 +1,9 @@
-// Whisper's language table. The codes are the ones faster-whisper accepts (in its order); the names
-// are exactly those of OpenAI whisper's LANGUAGES dict, because OpenAI's verbose_json reports the
-// language by that lowercase English name, and clients compare against it.
+// Whisper's language table. The names are exactly those of OpenAI whisper's LANGUAGES dict, because
+// OpenAI's verbose_json reports the language by that lowercase English name, and clients compare
+// against it: that is OpenAI's contract, kept here. Which codes are accepted is faster-whisper's: the
+// installed library's codes (engine-facts.ts); test/unit/languages.test.ts checks that this table
+// names each of them, in faster-whisper's order.
+import { engineFacts } from '../engine/engine-facts.ts';
 
 const LANGUAGE_NAMES: ReadonlyMap<string, string> = new Map([
   ['af', 'afrikaans'],
@@ -130,8 +133,20 @@ export function languageName(code: string): string {
   return LANGUAGE_NAMES.get(code) ?? code;
 }
 
-/** The language code for an ISO code or an English name (or alias), case-insensitive; undefined if unknown. */
+let engineCodes: ReadonlySet<string> | undefined;
+
+/** Whether the installed faster-whisper accepts this language code. */
+export function engineKnowsLanguage(code: string): boolean {
+  engineCodes ??= new Set(engineFacts().languageCodes);
+  return engineCodes.has(code);
+}
+
+/**
+ * The language code for an ISO code or an English name (or alias), case-insensitive; undefined if
+ * unknown or if the installed faster-whisper does not know it.
+ */
 export function normaliseLanguage(input: string): string | undefined {
   const key = input.trim().toLowerCase();
-  return LANGUAGE_NAMES.has(key) ? key : CODE_BY_NAME.get(key);
+  const code = engineKnowsLanguage(key) ? key : CODE_BY_NAME.get(key);
+  return code !== undefined && engineKnowsLanguage(code) ? code : undefined;
 }

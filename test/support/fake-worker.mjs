@@ -39,10 +39,30 @@
 // answered in order, each as a single job would be. On `shutdown` or when stdin closes, the fake
 // reads no more commands, finishes the jobs it has received (as the real worker does), then exits;
 // a `!hang` job is abandoned at once.
+//
+// The contract: every command it receives and every event it sends is checked against the worker
+// contract (worker/earshot_worker/contract.schema.json); anything outside it is a bug of the gateway or
+// of this fake, reported as "fake: outside the contract" on stderr, and the fake exits with code 70.
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+const contract = JSON.parse(
+  readFileSync(
+    path.join(path.dirname(fileURLToPath(import.meta.url)), '../../worker/earshot_worker/contract.schema.json'),
+    'utf8',
+  ),
+).$defs;
+// Loaded once the fake has said it started (the journal's start), as it takes a moment.
+let Schema;
+
+function checkContract(definition, message) {
+  if (!Schema || Schema.Check(contract[definition], message)) return;
+  process.stderr.write(`fake: outside the contract (${definition}): ${JSON.stringify(message).slice(0, 300)}\n`);
+  process.exit(70);
+}
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -67,6 +87,7 @@ function journal(event, fields = {}) {
 }
 
 function send(message) {
+  checkContract('WorkerEvent', message);
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
@@ -233,6 +254,7 @@ function onCommand(line) {
     process.stderr.write(`fake: ignoring a malformed message: ${line.slice(0, 200)}\n`);
     return;
   }
+  checkContract('WorkerCommand', message);
   if (message.type === 'transcribe' || message.type === 'transcribe_batch') {
     const jobs = message.type === 'transcribe' ? [message] : message.jobs;
     journal('run', { jobs: jobs.map((job) => ({ job: job.job, text: readAudio(job.audio).lines.join(' ') })) });
@@ -263,6 +285,7 @@ function claimLoadFailure(count) {
 
 async function load() {
   journal('start', { name });
+  Schema = (await import('typebox/schema')).default;
   const flaky = /flaky-load-(\d+)/.exec(name);
   if (name.includes('fail-load') || (flaky && claimLoadFailure(Number(flaky[1])))) {
     send({ type: 'fatal', code: 'model_load_failed', message: `fake: cannot load model ${name}` });

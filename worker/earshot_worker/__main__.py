@@ -25,11 +25,12 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
+from . import contract
 from .batching import run_batch
 from .engine import Job, LongAudioBatching, load_model, run_job, warm_up
-from .protocol import ProtocolWriter
+from .protocol import ProtocolWriter, TranscribeOptions
 
 
 class BadArguments(Exception):
@@ -74,51 +75,69 @@ class Worker:
         self.lock = threading.Lock()
 
     def read_commands(self) -> None:
-        """Reader thread: queue jobs, flag cancellations, stop on shutdown or end of input."""
+        """Reader thread: queue jobs, flag cancellations, stop on shutdown or end of input.
+
+        Each command is validated against the contract (contract.schema.json). A malformed one is
+        ignored with a log line, except that a job with an id is answered: bad_message for a message
+        the contract refuses, invalid_options (when it runs) for options it refuses."""
         try:
             for raw in sys.stdin.buffer:
                 try:
-                    message: dict[str, Any] = json.loads(raw)
-                    kind = message["type"]
-                except (ValueError, KeyError, TypeError):
+                    message: object = json.loads(raw)
+                except ValueError:
                     logging.error("ignoring a malformed message: %r", raw[:200])
                     continue
-                if kind in ("transcribe", "transcribe_batch"):
-                    entries = message.get("jobs") if kind == "transcribe_batch" else [message]
-                    if not isinstance(entries, list):
-                        logging.error("ignoring a transcribe_batch message without a list of jobs")
+                kind = message.get("type") if isinstance(message, dict) else None
+                if not isinstance(message, dict) or kind not in contract.COMMAND_TYPES:
+                    logging.error("ignoring a message of unknown type: %r", raw[:200])
+                    continue
+                if kind == "transcribe":
+                    job = self.job_from({name: value for name, value in message.items() if name != "type"})
+                    batch = [job] if job else []
+                elif kind == "transcribe_batch":
+                    # The batch itself must be a list of jobs; each job is then checked on its own.
+                    refused = [error for error in contract.errors("TranscribeBatchCommand", message)
+                               if len(error.absolute_path) < 2]
+                    if refused:
+                        logging.error("ignoring a transcribe_batch message: %s", contract.describe(refused))
                         continue
-                    batch = [job for entry in entries if isinstance(entry, dict) and (job := self.job_from(entry))]
-                    if not batch:
+                    batch = [job for entry in message["jobs"] if (job := self.job_from(entry))]
+                else:
+                    refused = contract.errors("CancelCommand" if kind == "cancel" else "ShutdownCommand", message)
+                    if refused:
+                        logging.error("ignoring a %s message: %s", kind, contract.describe(refused))
                         continue
+                    if kind == "shutdown":
+                        break
+                    with self.lock:
+                        cancelled = self.known.get(message["job"])
+                    if cancelled is not None:
+                        cancelled.cancelled.set()
+                    continue
+                if batch:
                     with self.lock:
                         self.known.update((job.id, job) for job in batch)
                     self.jobs.put(batch)
-                elif kind == "cancel":
-                    with self.lock:
-                        job = self.known.get(str(message.get("job")))
-                    if job is not None:
-                        job.cancelled.set()
-                elif kind == "shutdown":
-                    break
-                else:
-                    logging.error("ignoring a message of unknown type %r", kind)
         finally:
             # Whatever happens to this thread, the serving loop must learn that no more jobs come.
             self.jobs.put(None)
 
-    def job_from(self, message: dict[str, Any]) -> Job | None:
-        """The job a transcribe message asks for, or None (answered with bad_message if it has an id)."""
-        job_id = message.get("job")
-        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool):
-            logging.error("ignoring a transcribe message without a job id: %r", message)
+    def job_from(self, entry: object) -> Job | None:
+        """The job one entry asks for, or None (answered with bad_message if it has an id)."""
+        options = entry.get("options") if isinstance(entry, dict) else None
+        # What the options say is checked when the job runs (invalid_options, as faster-whisper's own refusals).
+        refused = [error for error in contract.errors("JobSpec", entry)
+                   if not (isinstance(options, dict) and list(error.absolute_path)[:1] == ["options"])]
+        job_id = entry.get("job") if isinstance(entry, dict) else None
+        if not isinstance(job_id, str):
+            logging.error("ignoring a transcribe message without a job id: %r", entry)
             return None
-        audio, options = message.get("audio"), message.get("options") or {}
-        if not isinstance(audio, str) or not isinstance(options, dict):
-            self.writer.send({"type": "error", "job": str(job_id), "code": "bad_message",
-                              "message": "a transcribe message needs an audio path and an options object"})
+        if refused or not isinstance(entry, dict) or not isinstance(options, dict):
+            self.writer.send({"type": "error", "job": job_id, "code": "bad_message",
+                              "message": f"the contract refuses this job: {contract.describe(refused)}"})
             return None
-        return Job(id=str(job_id), audio=audio, options=options)
+        # The options are checked against the contract when the job runs (check_options).
+        return Job(id=job_id, audio=entry["audio"], options=cast(TranscribeOptions, options))
 
     def serve(self, model: Any) -> None:
         while (batch := self.jobs.get()) is not None:

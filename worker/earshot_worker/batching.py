@@ -7,7 +7,7 @@ laid end to end, `clip_timestamps` marks each one, and the encoder and decoder r
 once. Jobs are grouped by language first (given, or detected per clip, as a single job would), since
 one batch decodes in one language. Each segment is then handed back to its own job with its times
 made relative to that job's audio again. A job that cannot be batched (longer than a window, alone in
-its language) runs on its own.
+its language, or one the contract's batching rule keeps out) runs on its own.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+from . import contract
+from .contract import WORKER_OPTIONS
+from .protocol import ErrorCode, SegmentMessage, Send
 from .engine import (
     SAMPLING_RATE,
-    WORKER_OPTIONS,
     Job,
     JobError,
     LongAudioBatching,
@@ -35,10 +36,9 @@ from .engine import (
 log = logging.getLogger("earshot_worker")
 
 WINDOW_SAMPLES = 30 * SAMPLING_RATE
-Send = Callable[[dict[str, Any]], None]
 
 
-def _fail(job: Job, send: Send, code: str, message: str) -> None:
+def _fail(job: Job, send: Send, code: ErrorCode, message: str) -> None:
     send({"type": "error", "job": job.id, "code": code, "message": message})
 
 
@@ -55,7 +55,8 @@ def run_batch(model: WhisperModel, jobs: list[Job], send: Send, max_audio_second
         except JobError as error:
             _fail(job, send, error.code, error.message)
             continue
-        if audio.size > WINDOW_SAMPLES:
+        # The gateway batches only what the contract's x-unbatched rule allows; a job it refuses runs alone.
+        if audio.size > WINDOW_SAMPLES or not contract.batchable(job.options, "cross_request"):
             run_job(model, job, send, max_audio_seconds, long_audio, audio)
         else:
             short.append((job, audio))
@@ -128,7 +129,7 @@ def _decode_together(model: WhisperModel, language: str, members: list[tuple[Job
             send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})
 
 
-def _relative(segment: dict[str, Any], offset: float, number: int) -> dict[str, Any]:
+def _relative(segment: SegmentMessage, offset: float, number: int) -> SegmentMessage:
     """A segment of the batch, renumbered and timed as if its job had been decoded alone."""
     segment["id"] = number
     segment["start"] = round(max(0.0, segment["start"] - offset), 3)

@@ -12,20 +12,37 @@ import os
 import sys
 import sysconfig
 from pathlib import Path
+from typing import TypedDict
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "bundled-models.json"
 COMPLETE_MARKER = ".earshot-complete"
+
+
+class BundledModel(TypedDict):
+    """One model of bundled-models.json (the gateway reads name, hubRepo, description, license)."""
+    name: str
+    hubRepo: str
+    description: str
+    license: str
+    packages: list[str]
+    # model directory file name -> its parts, relative to site-packages, in order
+    files: dict[str, list[str]]
+
+
+class Catalogue(TypedDict):
+    models: list[BundledModel]
 
 
 def models_root() -> Path:
     return Path(sys.prefix) / "earshot-models"
 
 
-def load_catalogue() -> list[dict]:
-    return json.loads(CATALOGUE.read_text(encoding="utf-8"))["models"]
+def load_catalogue() -> list[BundledModel]:
+    catalogue: Catalogue = json.loads(CATALOGUE.read_text(encoding="utf-8"))
+    return catalogue["models"]
 
 
-def _sources(model: dict) -> dict[str, list[Path]]:
+def _sources(model: BundledModel) -> dict[str, list[Path]]:
     site_packages = Path(sysconfig.get_paths()["purelib"])
     return {name: [site_packages / part for part in parts] for name, parts in model["files"].items()}
 
@@ -35,7 +52,7 @@ def _expected_marker(sources: dict[str, list[Path]]) -> str:
     return json.dumps(sizes, sort_keys=True)
 
 
-def assemble(model: dict, root: Path) -> Path:
+def assemble(model: BundledModel, root: Path) -> Path:
     """Build (or confirm) one bundled model directory; returns its path."""
     target = root / model["name"]
     sources = _sources(model)

@@ -10,15 +10,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any
 
 import av
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.utils import download_model
 
+from . import contract
+from .contract import ALLOWED_OPTIONS as ALLOWED_OPTIONS, WORKER_OPTIONS as WORKER_OPTIONS
 from .logprobs import AlignmentRecorder
-from .protocol import SegmentMessage
+from .protocol import ErrorCode, Send, SegmentMessage, TokenLogprob, TranscribeOptions, WordMessage
 
 log = logging.getLogger("earshot_worker")
 
@@ -26,35 +29,13 @@ SAMPLING_RATE = 16000
 # OpenAI refuses audio shorter than 0.1 s ("audio_too_short"); so does earshot.
 MINIMUM_SAMPLES = SAMPLING_RATE // 10
 
-# The transcribe() keyword arguments a job may set. The gateway validates values; this list keeps
-# a malformed message from reaching faster-whisper with arguments it was never meant to get.
-ALLOWED_OPTIONS = frozenset(
-    {
-        "language",
-        "task",
-        "initial_prompt",
-        "temperature",
-        "word_timestamps",
-        "beam_size",
-        "best_of",
-        "patience",
-        "vad_filter",
-        "vad_parameters",
-        "hotwords",
-        "condition_on_previous_text",
-        "without_timestamps",
-        "no_speech_threshold",
-        "log_prob_threshold",
-        "compression_ratio_threshold",
-        "hallucination_silence_threshold",
-    }
-)
-# Options the worker handles itself rather than passing to transcribe().
-WORKER_OPTIONS = frozenset({"logprobs", "batch_size"})
+# The transcribe() keyword arguments a job may set, and the options the worker handles itself, are
+# the contract's (contract.schema.json): a malformed message never reaches faster-whisper with
+# arguments it was never meant to get.
 
 
 class JobError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -89,14 +70,13 @@ class LongAudioBatching:
     batch_size: int = 0
     min_seconds: float = 60.0
 
-    def batch_size_for(self, options: dict[str, Any], audio_seconds: float) -> int | None:
+    def batch_size_for(self, options: Mapping[str, object], audio_seconds: float) -> int | None:
         if self.batch_size <= 0 or audio_seconds < self.min_seconds:
             return None
         # The batched pipeline needs VAD on long audio, never conditions on previous text and skips
-        # the hallucination filter: a job that asks for those explicitly keeps sequential decoding.
-        if options.get("vad_filter") is False or options.get("condition_on_previous_text") is True:
-            return None
-        if options.get("hallucination_silence_threshold") is not None:
+        # the hallucination filter: a job that asks for those explicitly keeps sequential decoding
+        # (the contract's x-unbatched rule for long_audio).
+        if not contract.batchable(options, "long_audio"):
             return None
         return self.batch_size
 
@@ -105,7 +85,8 @@ class LongAudioBatching:
 class Job:
     id: str
     audio: str
-    options: dict[str, Any]
+    # Checked against the contract (check_options) before the job runs.
+    options: TranscribeOptions
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -148,7 +129,7 @@ class Interruptible:
 CANCEL_CHECK_SECONDS = 1.0
 
 
-class CancellableBatchedPipeline(BatchedInferencePipeline):
+class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]  # faster-whisper is untyped
     """faster-whisper's batched pipeline, but a batch of `batch_size` chunks is run in steps of as many
     chunks as take about CANCEL_CHECK_SECONDS (one on a CPU, the whole batch on a fast GPU), checking
     the job's cancel flag between steps (and, through Interruptible, between model calls). The chunks
@@ -218,6 +199,7 @@ def decode(path: str, max_seconds: float) -> np.ndarray:
     limit = max_seconds * SAMPLING_RATE
     chunks: list[np.ndarray] = []
     total = 0
+    resampler: av.audio.resampler.AudioResampler | None = None
     try:
         # faster-whisper's own steps (skip invalid frames, group them, resample to s16 mono 16 kHz),
         # so that the samples are the same; the sample count is checked after each group.
@@ -278,8 +260,8 @@ def _group_frames(frames: Any, num_samples: int) -> Any:
         yield fifo.read()
 
 
-def segment_message(segment: Any, logprobs: list | None) -> SegmentMessage:
-    words = None
+def segment_message(segment: Any, logprobs: list[TokenLogprob] | None) -> SegmentMessage:
+    words: list[WordMessage] | None = None
     if segment.words is not None:
         words = [
             {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
@@ -305,9 +287,12 @@ def check_options(job: Job) -> None:
     unknown = sorted(set(job.options) - ALLOWED_OPTIONS - WORKER_OPTIONS)
     if unknown:
         raise JobError("invalid_options", f"unsupported options: {', '.join(unknown)}")
+    problems = contract.errors("TranscribeOptions", job.options)
+    if problems:
+        raise JobError("invalid_options", f"invalid options: {contract.describe(problems)}")
 
 
-def run_job(model: WhisperModel, job: Job, send: Callable[[dict[str, Any]], None],
+def run_job(model: WhisperModel, job: Job, send: Send,
             max_audio_seconds: float = float("inf"), long_audio: LongAudioBatching = LongAudioBatching(),
             audio: np.ndarray | None = None) -> None:
     """Runs one job, sending info, then each segment as it is decoded, then done or error.

@@ -12,15 +12,11 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from typing import Any, TypedDict
+from typing import Any
+
+from .protocol import TokenLogprob
 
 log = logging.getLogger("earshot_worker")
-
-
-class TokenLogprob(TypedDict):
-    token: str
-    logprob: float
-    bytes: list[int]
 
 
 def _byte_decoder() -> dict[str, int]:

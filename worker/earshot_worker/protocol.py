@@ -17,7 +17,9 @@ worker -> gateway (stdout)
   {"type": "done", "job": ID, "processing_seconds": S}
   {"type": "error", "job": ID, "code": CODE, "message": TEXT}
 
-The TypeScript side of this contract is src/engine/messages.ts.
+The contract is defined once, in src/engine/messages.ts (TypeBox), and generated to
+contract.schema.json (`npm run contract`): the worker validates every command against it
+(contract.py, __main__.py) and its tests validate every event it writes (worker/tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,50 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any, BinaryIO, Literal, TypedDict
+from typing import BinaryIO, Callable, Literal, TypedDict, Union
+
+# These types mirror the contract (contract.schema.json, generated from src/engine/messages.ts);
+# worker/tests/test_worker_contract.py checks that each has exactly the fields its schema has.
 
 ErrorCode = Literal["invalid_audio", "audio_too_short", "audio_too_long", "invalid_options", "model_error", "cancelled", "bad_message"]
 FatalCode = Literal["model_load_failed", "bad_arguments"]
+
+
+class VadParameters(TypedDict, total=False):
+    threshold: float
+    neg_threshold: float
+    min_speech_duration_ms: int
+    max_speech_duration_s: float
+    min_silence_duration_ms: int
+    speech_pad_ms: int
+
+
+class TranscribeOptions(TypedDict, total=False):
+    language: str
+    task: Literal["transcribe", "translate"]
+    initial_prompt: str
+    temperature: list[float]
+    word_timestamps: bool
+    beam_size: int
+    best_of: int
+    patience: float
+    vad_filter: bool
+    vad_parameters: VadParameters
+    hotwords: str
+    condition_on_previous_text: bool
+    without_timestamps: bool
+    no_speech_threshold: float
+    log_prob_threshold: float
+    compression_ratio_threshold: float
+    hallucination_silence_threshold: float
+    logprobs: bool
+    batch_size: int
+
+
+class JobSpec(TypedDict):
+    job: str
+    audio: str
+    options: TranscribeOptions
 
 
 class WordMessage(TypedDict):
@@ -36,6 +78,12 @@ class WordMessage(TypedDict):
     start: float
     end: float
     probability: float
+
+
+class TokenLogprob(TypedDict):
+    token: str
+    logprob: float
+    bytes: list[int]
 
 
 class SegmentMessage(TypedDict):
@@ -50,6 +98,51 @@ class SegmentMessage(TypedDict):
     compression_ratio: float
     no_speech_prob: float
     words: list[WordMessage] | None
+    logprobs: list[TokenLogprob] | None
+
+
+class ReadyEvent(TypedDict):
+    type: Literal["ready"]
+    model: str
+    load_seconds: float
+
+
+class FatalEvent(TypedDict):
+    type: Literal["fatal"]
+    code: FatalCode
+    message: str
+
+
+class InfoEvent(TypedDict):
+    type: Literal["info"]
+    job: str
+    language: str
+    language_probability: float
+    duration: float
+    duration_after_vad: float
+
+
+class SegmentEvent(TypedDict):
+    type: Literal["segment"]
+    job: str
+    segment: SegmentMessage
+
+
+class DoneEvent(TypedDict):
+    type: Literal["done"]
+    job: str
+    processing_seconds: float
+
+
+class ErrorEvent(TypedDict):
+    type: Literal["error"]
+    job: str
+    code: ErrorCode
+    message: str
+
+
+Event = Union[ReadyEvent, FatalEvent, InfoEvent, SegmentEvent, DoneEvent, ErrorEvent]
+Send = Callable[[Event], None]
 
 
 class ProtocolWriter:
@@ -69,7 +162,7 @@ class ProtocolWriter:
         os.dup2(2, 1)
         return cls(os.fdopen(protocol_fd, "wb", buffering=0))
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Event) -> None:
         line = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
         with self._lock:
             self._stream.write(line)

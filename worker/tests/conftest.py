@@ -1,6 +1,7 @@
 """Fixtures that run the real engine worker as a subprocess and talk to it over its JSON-line protocol.
 
-Every stdout line is checked as it arrives: it must be one JSON object with a known `type`. Reads
+Every stdout line is checked as it arrives: it must be one JSON object that the contract's event
+schema for its `type` accepts (earshot_worker/contract.schema.json, generated from the gateway's types). Reads
 always have a timeout, so a worker that hangs or dies fails the test instead of stalling the run.
 """
 
@@ -19,13 +20,15 @@ from typing import Any, Iterator
 
 import pytest
 
+from earshot_worker import contract
+
 WORKER_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = WORKER_DIR.parent
 AUDIO_DIR = Path(__file__).resolve().parents[2] / "test" / "audio"
 MODELS_DIR = Path(sys.prefix) / "earshot-models"
 
-# The types of message a worker may write to stdout (see earshot_worker/protocol.py).
-WORKER_MESSAGE_TYPES = {"ready", "fatal", "info", "segment", "done", "error"}
+# The types of message a worker may write to stdout (the contract's events, see earshot_worker/protocol.py).
+WORKER_MESSAGE_TYPES = set(contract.EVENT_TYPES)
 
 STARTUP_TIMEOUT = 90.0
 JOB_TIMEOUT = 120.0
@@ -162,6 +165,11 @@ def parse_protocol_line(line: bytes) -> dict[str, Any]:
         raise ProtocolViolation(f"the worker wrote a non-JSON line to stdout: {line[:300]!r}") from None
     if not isinstance(message, dict) or message.get("type") not in WORKER_MESSAGE_TYPES:
         raise ProtocolViolation(f"the worker wrote an unknown message to stdout: {line[:300]!r}")
+    # Every message any test sees is one the gateway's types describe (src/engine/messages.ts).
+    refused = contract.errors(f"{message['type'].capitalize()}Event", message)
+    if refused:
+        raise ProtocolViolation(f"the worker wrote a message the contract refuses ({contract.describe(refused)}): "
+                                f"{line[:300]!r}")
     return message
 
 

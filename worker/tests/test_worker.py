@@ -244,6 +244,24 @@ def test_option_value_faster_whisper_rejects_is_invalid_options(base_worker, aud
     assert "xx" in error["message"]
 
 
+@pytest.mark.parametrize("options", [{"beam_size": "5"}, {"temperature": 0.2}, {"vad_parameters": {"window": 1}}])
+def test_option_value_the_contract_refuses_is_invalid_options(tiny_worker, audio_dir, options):
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac", options)
+    error = assert_failed_with(messages, "invalid_options")
+    assert not by_type(messages, "info")
+    assert next(iter(options)) in error["message"]
+
+
+def test_a_batch_entry_the_contract_refuses_is_bad_message_and_the_others_run(fresh_tiny_worker, audio_dir):
+    jobs = [
+        {"job": "good", "audio": str(audio_dir / "jfk.flac"), "options": {}},
+        {"job": "no-options", "audio": str(audio_dir / "jfk.flac")},
+    ]
+    messages = fresh_tiny_worker.run_batch(jobs)
+    assert_failed_with([m for m in messages if m["job"] == "no-options"], "bad_message")
+    assert_succeeded([m for m in messages if m["job"] == "good"])
+
+
 def test_malformed_json_line_is_ignored(tiny_worker, audio_dir):
     tiny_worker.send_raw(b'{"type": "transcribe", "job": \n')
     tiny_worker.send_raw(b"\xff\xfe not even utf-8\n")
