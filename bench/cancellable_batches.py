@@ -25,7 +25,7 @@ import benchlib as b
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
 from faster_whisper import BatchedInferencePipeline  # noqa: E402
 
-from earshot_worker.engine import CancellableBatchedPipeline, load_model  # noqa: E402
+from earshot_worker.transcribe import CancellableBatchedPipeline, load_model  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -4,7 +4,7 @@ Run: node --import tsx scripts/run-python.ts bench/long_subtitles.py [--seconds 
 
 Builds a file of at least --seconds from test/audio (as bench/long_file.py does: jfk, the English part
 of multilingual.mp3, hotwords, stereo_diarization mixed to mono, 1 s of silence between them, repeated)
-and runs it through the engine worker's own job path (earshot_worker.engine.run_job) with the bundled
+and runs it through the engine worker's own job path (earshot_worker.transcribe.run_job) with the bundled
 `base` model, int8:
 
   sequential   long-audio batching off (EARSHOT_LONG_AUDIO_BATCH_SIZE=0), earshot's default request
@@ -31,7 +31,7 @@ import numpy as np
 import benchlib as b
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-from earshot_worker.engine import Job, LongAudioBatching, load_model, run_job  # noqa: E402
+from earshot_worker.transcribe import Job, LongAudioBatching, load_model, run_job  # noqa: E402
 
 GAP = 1.0
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A fake engine worker for fast tests: it speaks the real worker protocol (src/engine/messages.ts,
-// worker/earshot_worker/protocol.py) without a model, so the real EngineWorker can spawn it in place
+// worker/earshot_worker/messages.py) without a model, so the real EngineWorker can spawn it in place
 // of Python (set `python` in the WorkerSettings to this file). It takes the real worker's arguments
 // (-m earshot_worker --model SOURCE --name ID ...) and ignores the ones it does not use.
 //

@@ -29,8 +29,8 @@ from typing import Any, NoReturn, cast
 
 from . import contract
 from .batching import run_batch
-from .engine import Job, LongAudioBatching, load_model, run_job, warm_up
-from .protocol import ProtocolWriter, TranscribeOptions
+from .transcribe import Job, LongAudioBatching, load_model, run_job, warm_up
+from .messages import ProtocolWriter, TranscribeOptions
 
 
 class BadArguments(Exception):

@@ -21,8 +21,8 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from . import contract
 from .contract import WORKER_OPTIONS
-from .protocol import ErrorCode, SegmentMessage, Send
-from .engine import (
+from .messages import ErrorCode, SegmentMessage, Send
+from .transcribe import (
     SAMPLING_RATE,
     Job,
     JobError,

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import Any
 
-from .protocol import TokenLogprob
+from .messages import TokenLogprob
 
 log = logging.getLogger("earshot_worker")
 

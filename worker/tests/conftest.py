@@ -27,7 +27,7 @@ REPO_ROOT = WORKER_DIR.parent
 AUDIO_DIR = Path(__file__).resolve().parents[2] / "test" / "audio"
 MODELS_DIR = Path(sys.prefix) / "earshot-models"
 
-# The types of message a worker may write to stdout (the contract's events, see earshot_worker/protocol.py).
+# The types of message a worker may write to stdout (the contract's events, see earshot_worker/messages.py).
 WORKER_MESSAGE_TYPES = set(contract.EVENT_TYPES)
 
 STARTUP_TIMEOUT = 90.0

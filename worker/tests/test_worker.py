@@ -1,4 +1,4 @@
-"""The engine worker, driven as a real subprocess over its JSON-line protocol (earshot_worker/protocol.py).
+"""The engine worker, driven as a real subprocess over its JSON-line protocol (earshot_worker/messages.py).
 
 Fixtures (conftest.py): `tiny_worker` and `base_worker` are shared, long-lived workers on the bundled
 tiny.en and base models; `fresh_tiny_worker` and `spawn_worker` give a test a worker of its own.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from earshot_worker import bundled
-from earshot_worker.engine import ALLOWED_OPTIONS
+from earshot_worker.transcribe import ALLOWED_OPTIONS
 
 JFK_REFERENCE = (
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from earshot_worker import contract, protocol
-from earshot_worker.engine import ALLOWED_OPTIONS, WORKER_OPTIONS, LongAudioBatching
+from earshot_worker import contract, messages
+from earshot_worker.transcribe import ALLOWED_OPTIONS, WORKER_OPTIONS, LongAudioBatching
 
 CASES = json.loads((Path(__file__).with_name("batching-cases.json")).read_text(encoding="utf-8"))
 
@@ -19,15 +19,15 @@ CASES = json.loads((Path(__file__).with_name("batching-cases.json")).read_text(e
 @pytest.mark.parametrize(
     ("typed", "definition"),
     [
-        (protocol.TranscribeOptions, "TranscribeOptions"),
-        (protocol.VadParameters, "VadParameters"),
-        (protocol.JobSpec, "JobSpec"),
-        (protocol.ReadyEvent, "ReadyEvent"),
-        (protocol.FatalEvent, "FatalEvent"),
-        (protocol.InfoEvent, "InfoEvent"),
-        (protocol.SegmentEvent, "SegmentEvent"),
-        (protocol.DoneEvent, "DoneEvent"),
-        (protocol.ErrorEvent, "ErrorEvent"),
+        (messages.TranscribeOptions, "TranscribeOptions"),
+        (messages.VadParameters, "VadParameters"),
+        (messages.JobSpec, "JobSpec"),
+        (messages.ReadyEvent, "ReadyEvent"),
+        (messages.FatalEvent, "FatalEvent"),
+        (messages.InfoEvent, "InfoEvent"),
+        (messages.SegmentEvent, "SegmentEvent"),
+        (messages.DoneEvent, "DoneEvent"),
+        (messages.ErrorEvent, "ErrorEvent"),
     ],
 )
 def test_each_typed_dict_has_exactly_the_fields_of_its_schema(typed: Any, definition: str) -> None:
@@ -38,19 +38,19 @@ def test_each_typed_dict_has_exactly_the_fields_of_its_schema(typed: Any, defini
 
 def test_segment_word_and_logprob_types_match_their_schemas() -> None:
     segment = contract.DEFINITIONS["SegmentEvent"]["properties"]["segment"]
-    assert set(protocol.SegmentMessage.__annotations__) == set(segment["required"]) == set(segment["properties"])
+    assert set(messages.SegmentMessage.__annotations__) == set(segment["required"]) == set(segment["properties"])
     word = segment["properties"]["words"]["anyOf"][0]["items"]
-    assert set(protocol.WordMessage.__annotations__) == set(word["required"])
+    assert set(messages.WordMessage.__annotations__) == set(word["required"])
     logprob = segment["properties"]["logprobs"]["anyOf"][0]["items"]
-    assert set(protocol.TokenLogprob.__annotations__) == set(logprob["required"])
+    assert set(messages.TokenLogprob.__annotations__) == set(logprob["required"])
 
 
 def test_error_and_fatal_codes_are_the_contracts() -> None:
     def consts(schema: dict[str, Any]) -> set[str]:
         return {variant["const"] for variant in schema["anyOf"]}
 
-    assert consts(contract.DEFINITIONS["ErrorEvent"]["properties"]["code"]) == set(protocol.ErrorCode.__args__)
-    assert consts(contract.DEFINITIONS["FatalEvent"]["properties"]["code"]) == set(protocol.FatalCode.__args__)
+    assert consts(contract.DEFINITIONS["ErrorEvent"]["properties"]["code"]) == set(messages.ErrorCode.__args__)
+    assert consts(contract.DEFINITIONS["FatalEvent"]["properties"]["code"]) == set(messages.FatalCode.__args__)
 
 
 def test_option_lists_come_from_the_schema() -> None:

@@ -21,7 +21,7 @@ from faster_whisper.utils import download_model
 from . import contract
 from .contract import ALLOWED_OPTIONS as ALLOWED_OPTIONS, WORKER_OPTIONS as WORKER_OPTIONS
 from .logprobs import AlignmentRecorder
-from .protocol import ErrorCode, Send, SegmentMessage, TokenLogprob, TranscribeOptions, WordMessage
+from .messages import ErrorCode, Send, SegmentMessage, TokenLogprob, TranscribeOptions, WordMessage
 
 log = logging.getLogger("earshot_worker")
 
