@@ -2,7 +2,7 @@
 // on first use), unloads idle ones after their TTL, keeps the number loaded under its cap (least
 // recently used first), and hands each job to its model's pool.
 import type { Logger } from 'pino';
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../api-errors.ts';
 import type { Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
 import { ModelPool, type JobRequest, type PoolStatus, type StopOutcome } from './model-pool.ts';

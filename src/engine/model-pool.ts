@@ -3,7 +3,7 @@
 // backoff (a pinned model's forever; an on-demand model that cannot load fails its waiting jobs).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ApiError, JobCancelledError } from '../errors.ts';
+import { ApiError, JobCancelledError } from '../api-errors.ts';
 import type { EngineOptions } from './engine.ts';
 import type { Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';

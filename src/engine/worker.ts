@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { ApiError, JobCancelledError } from '../errors.ts';
+import { ApiError, JobCancelledError } from '../api-errors.ts';
 import { workerEnvironment } from '../paths.ts';
 import type {
   EngineInfo,

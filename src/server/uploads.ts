@@ -14,8 +14,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { ApiError } from '../errors.ts';
-import type { FormFields } from '../protocol/transcription-request.ts';
+import { ApiError } from '../api-errors.ts';
+import type { FormFields } from '../openai/transcription-request.ts';
 
 export interface Upload {
   path: string;

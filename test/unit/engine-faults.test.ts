@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.ts';
-import { ApiError } from '../../src/errors.ts';
+import { ApiError } from '../../src/api-errors.ts';
 import {
   engineOptions,
   fakeApp,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.ts';
-import { ApiError } from '../../src/errors.ts';
+import { ApiError } from '../../src/api-errors.ts';
 import { engineOptions, fakeApp, FakeWorld, job, testLogger, text, track, waitUntil } from '../support/fake-engine.ts';
 
 let world: FakeWorld;

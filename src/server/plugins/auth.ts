@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../../errors.ts';
+import { ApiError } from '../../api-errors.ts';
 
 /** The configured keys: the list plus the key file's lines (blank lines and `#` comments skipped). */
 export function loadApiKeys(keys: readonly string[], keyFile: string | undefined): string[] {

@@ -1,7 +1,7 @@
 // The model admin API, after speaches' /api/ps: which models are loaded, load one, unload one.
 // Behind the same API keys as everything else.
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from '../../errors.ts';
+import { ApiError } from '../../api-errors.ts';
 import type { AppDependencies } from '../app.ts';
 
 export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {

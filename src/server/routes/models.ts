@@ -3,7 +3,7 @@
 // would accept (the same resolver decides both), 404 for every name it would refuse.
 import type { FastifyInstance } from 'fastify';
 import { needsDownload, type ModelListing } from '../../engine/models.ts';
-import { ApiError } from '../../errors.ts';
+import { ApiError } from '../../api-errors.ts';
 import type { AppDependencies } from '../app.ts';
 
 export async function modelRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {

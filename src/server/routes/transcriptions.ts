@@ -1,23 +1,23 @@
 // POST /v1/audio/transcriptions and /v1/audio/translations: thin glue from the form to the engine
-// to a formatter or an event stream. Validation lives in protocol/, scheduling in engine/.
+// to a formatter or an event stream. Validation lives in openai/, scheduling in engine/.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough } from 'node:stream';
 import type { ResolvedModel } from '../../engine/models.ts';
 import type { Transcript } from '../../engine/messages.ts';
 import type { JobListener } from '../../engine/worker.ts';
-import { ApiError, JobCancelledError } from '../../errors.ts';
-import { renderTranscript } from '../../protocol/formatters.ts';
-import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../protocol/stream-events.ts';
+import { ApiError, JobCancelledError } from '../../api-errors.ts';
+import { renderTranscript } from '../../openai/formatters.ts';
+import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../openai/stream-events.ts';
 import {
   parseTranscriptionRequest,
   unknownFields,
   type Task,
   type TranscriptionRequest,
-} from '../../protocol/transcription-request.ts';
+} from '../../openai/transcription-request.ts';
 import type { AppDependencies } from '../app.ts';
 import { clientIdentity } from '../plugins/auth.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
-import { toApiError } from '../errors.ts';
+import { toApiError } from '../error-translation.ts';
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {

@@ -2,7 +2,7 @@
 // own knobs, validated and turned into engine options. Multipart fields arrive as strings in any
 // order; `name[]` and `name` are the same field, and objects come as a JSON string or as
 // `name[key]` fields (as the SDKs send `chunking_strategy[type]=server_vad`).
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../api-errors.ts';
 import type { TranscribeOptions } from '../engine/messages.ts';
 import type { ResponseFormat } from './formatters.ts';
 import { normaliseLanguage } from './languages.ts';

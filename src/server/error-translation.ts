@@ -1,5 +1,5 @@
 // Turns anything thrown while serving a request into the ApiError the client receives.
-import { ApiError } from '../errors.ts';
+import { ApiError } from '../api-errors.ts';
 
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
