@@ -3,7 +3,7 @@
 // order; `name[]` and `name` are the same field, and objects come as a JSON string or as
 // `name[key]` fields (as the SDKs send `chunking_strategy[type]=server_vad`).
 import { ApiError } from '../api-errors.ts';
-import type { TranscribeOptions } from '../engine/messages.ts';
+import type { TranscribeOptions } from '../engine/index.ts';
 import type { ResponseFormat } from './formatters.ts';
 import { normaliseLanguage } from './languages.ts';
 
@@ -93,7 +93,7 @@ export function unknownFields(fields: FormFields, task: Task): string[] {
 }
 
 function invalid(param: string, message: string): ApiError {
-  return new ApiError('invalid_value', message, param);
+  return new ApiError('invalid_value', { detail: message }, { param });
 }
 
 function single(fields: FormFields, name: string): string | undefined {
@@ -223,8 +223,8 @@ function parseResponseFormat(raw: string | undefined): ResponseFormat {
   if (raw === 'diarized_json') {
     throw new ApiError(
       'unsupported_value',
-      "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet.",
-      'response_format',
+      { detail: "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet." },
+      { param: 'response_format' },
     );
   }
   if (!(RESPONSE_FORMATS as readonly string[]).includes(raw)) {
@@ -304,7 +304,7 @@ function parseKnobs(fields: FormFields, options: TranscribeOptions): void {
 export function parseTranscriptionRequest(fields: FormFields, task: Task): TranscriptionRequest {
   const model = single(fields, 'model')?.trim();
   if (!model) {
-    throw new ApiError('missing_model', "Missing required parameter: 'model'.", 'model');
+    throw new ApiError('missing_model', { param: 'model' });
   }
   const responseFormat = parseResponseFormat(single(fields, 'response_format'));
   const options: TranscribeOptions = { task, temperature: parseTemperature(single(fields, 'temperature')) };
@@ -320,11 +320,7 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
     if (language !== undefined && language.trim() !== '') {
       const code = normaliseLanguage(language);
       if (!code) {
-        throw new ApiError(
-          'invalid_language',
-          `Invalid language '${language}'. Language parameter must be specified in ISO-639-1 format.`,
-          'language',
-        );
+        throw new ApiError('invalid_language', { language }, { param: 'language' });
       }
       options.language = code;
     }
@@ -333,16 +329,20 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
     if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
       throw new ApiError(
         'unsupported_value',
-        `response_format '${responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`,
-        'response_format',
+        {
+          detail: `response_format '${responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`,
+        },
+        { param: 'response_format' },
       );
     }
     includeLogprobs = parseInclude(fields.get('include'));
     if (includeLogprobs && responseFormat !== 'json') {
       throw new ApiError(
         'unsupported_value',
-        `include[]=logprobs is not compatible with response_format '${responseFormat}'. Use 'json' instead.`,
-        'include',
+        {
+          detail: `include[]=logprobs is not compatible with response_format '${responseFormat}'. Use 'json' instead.`,
+        },
+        { param: 'include' },
       );
     }
     if (includeLogprobs) options.logprobs = true;

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { EngineSegment, EngineWord, Transcript } from '../../src/engine/messages.ts';
+import type { EngineSegment, EngineWord, Transcript } from '../../src/engine/index.ts';
 import { renderTranscript, transcriptText, usageOf } from '../../src/openai/formatters.ts';
 import type { FormatOptions, ResponseFormat } from '../../src/openai/formatters.ts';
 import { languageName, normaliseLanguage, supportedLanguageCodes } from '../../src/openai/languages.ts';

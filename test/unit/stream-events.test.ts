@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import type { EngineSegment, TokenLogprob, Transcript } from '../../src/engine/messages.ts';
+import type { EngineSegment, TokenLogprob, Transcript } from '../../src/engine/index.ts';
 import { transcriptText } from '../../src/openai/formatters.ts';
 import {
   DeltaSplitter,
