@@ -4,7 +4,6 @@ export { Engine } from './engine.ts';
 export type { EngineObserver, EngineOptions } from './engine-options.ts';
 export {
   EngineError,
-  describeLoadFailure,
   describeUnload,
   isEngineError,
   type EngineFailure,
