@@ -1,6 +1,9 @@
 // Soak run (not a test): starts the real server, sends a long mix of requests with a fixed number in
 // flight, and watches the processes while it does. Good requests in every response format, word
-// timestamps, streams read to the end, translations, bad inputs, and clients that hang up part way.
+// timestamps, streams read to the end, translations, bad inputs, clients that hang up part way, and
+// abusive ones: requests that share an x-request-id (one of them hanging up), forms whose text fields
+// are too large (sent slowly), uploads that trickle past the request deadline, and an MP3 whose header
+// lies about its duration (an hour of audio that says one second).
 //
 //   node --import tsx bench/soak.ts [--requests 500] [--concurrency 8] [--model whisper-1]
 //        [--env EARSHOT_DEFAULT_MODEL=tiny.en ...] [--max-minutes 20] [--seed 1] [--json out.json]
@@ -22,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { projectRoot } from '../src/paths.ts';
+import { projectRoot, projectVenvPython } from '../src/paths.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -124,6 +127,10 @@ interface Plan {
   abortAfterMs?: number;
   /** mid-upload: the share of the body sent before hanging up. */
   abortFraction?: number;
+  /** The x-request-id sent, when not this request's own (`soak-INDEX`): requests may share one. */
+  requestId?: string;
+  /** Send the body in pieces of `bytes` every `everyMs`, stopping once the server has answered. */
+  trickle?: { bytes: number; everyMs: number };
 }
 
 /** mulberry32: a small seeded generator, so a run's plan can be repeated exactly. */
@@ -389,6 +396,52 @@ const MIX: [number, string, () => Omit<Plan, 'index'>][] = [
   ],
 ];
 
+// Abusive requests. Their server-side limits are set for the run in SERVER_DEFAULTS below.
+const SHARED_REQUEST_IDS = ['soak-shared-a', 'soak-shared-b'];
+
+function sharedId(): Omit<Plan, 'index'> {
+  const abort = random() < 0.3 ? ('after-upload' as const) : undefined;
+  const plan = good('shared request id', { format: pick(['json', 'text'] as const), ...(abort && { abort }) });
+  return { ...plan, requestId: pick(SHARED_REQUEST_IDS), describe: `${plan.describe} (shared x-request-id)` };
+}
+
+/** Text fields of 60 KiB each (under the 64 KiB per field) that together pass the 256 KiB per form. */
+function heldFields(): Omit<Plan, 'index'> {
+  const fields: [string, string][] = [['model', MODEL]];
+  for (let i = 0; i < 5; i++) fields.push([`note_${i}`, 'x'.repeat(60 * 1024)]);
+  return {
+    ...bad('held fields', '5 fields of 60 KiB, sent slowly', fields, jfk(), { status: 413, code: 'form_too_large' }),
+    trickle: { bytes: 16 * 1024, everyMs: 50 },
+  };
+}
+
+/** A whole upload at 2 KiB every 250 ms: it cannot arrive before the request deadline. */
+function slowUpload(): Omit<Plan, 'index'> {
+  return {
+    ...bad('slow upload', 'jfk.flac at 8 KiB/s', [['model', MODEL]], jfk(), { status: 408, code: 'request_timeout' }),
+    trickle: { bytes: 2 * 1024, everyMs: 250 },
+  };
+}
+
+let lyingMp3: Buffer | undefined;
+
+function lyingDuration(): Omit<Plan, 'index'> {
+  return bad(
+    'lying duration',
+    'an hour of MP3 whose header says 1 s',
+    [['model', MODEL]],
+    { name: 'lying.mp3', data: lyingMp3! },
+    { status: 400, code: 'audio_too_long', param: 'file' },
+  );
+}
+
+MIX.push(
+  [4, 'shared request id', sharedId],
+  [1, 'held fields', heldFields],
+  [1, 'slow upload', slowUpload],
+  [1, 'lying duration', lyingDuration],
+);
+
 function makePlan(count: number): Plan[] {
   const total = MIX.reduce((sum, [weight]) => sum + weight, 0);
   const plans: Plan[] = [];
@@ -491,17 +544,22 @@ async function send(port: number, plan: Plan): Promise<Outcome> {
       headers: {
         'content-type': contentType,
         'content-length': String(body.length),
-        'x-request-id': `soak-${plan.index}`,
+        'x-request-id': plan.requestId ?? `soak-${plan.index}`,
       },
     });
     timers.deadline = setTimeout(() => {
       finish({ error: `no complete response within ${REQUEST_TIMEOUT_MS} ms` });
       request.destroy();
     }, REQUEST_TIMEOUT_MS);
-    request.on('error', (error) =>
-      finish({ error: `${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}` }),
-    );
+    let answered = false;
+    request.on('error', (error) => {
+      // A trickled upload the server has answered and closed: the client's next write fails; the
+      // answer it has is what counts.
+      if (answered && plan.trickle) return;
+      finish({ error: `${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}` });
+    });
     request.on('response', (response) => {
+      answered = true;
       outcome.status = response.statusCode;
       outcome.contentType = response.headers['content-type'];
       outcome.requestId = response.headers['x-request-id'] as string | undefined;
@@ -526,7 +584,18 @@ async function send(port: number, plan: Plan): Promise<Outcome> {
       response.on('aborted', () => finish({ error: 'the server closed the response part way' }));
     });
 
-    if (plan.abort === 'mid-upload') {
+    if (plan.trickle) {
+      const { bytes, everyMs } = plan.trickle;
+      let sent = 0;
+      const drip = () => {
+        if (answered || settled || request.destroyed) return;
+        const piece = body.subarray(sent, sent + bytes);
+        sent += piece.length;
+        if (sent >= body.length) request.end(piece);
+        else request.write(piece, () => setTimeout(drip, everyMs));
+      };
+      drip();
+    } else if (plan.abort === 'mid-upload') {
       // Send part of the body, then hang up while the server is still reading it.
       request.write(body.subarray(0, Math.floor(body.length * (plan.abortFraction ?? 0.5))));
       timers.hangUp = setTimeout(() => hangUp('part way through the upload'), plan.abortAfterMs ?? 100);
@@ -712,8 +781,8 @@ function classify(plan: Plan, outcome: Outcome): string | undefined {
     );
     return failure ? `error event before the hang-up: ${JSON.stringify(failure)}` : undefined;
   }
-  if (outcome.requestId !== `soak-${plan.index}`)
-    return `x-request-id ${outcome.requestId}, expected soak-${plan.index}`;
+  const sentId = plan.requestId ?? `soak-${plan.index}`;
+  if (outcome.requestId !== sentId) return `x-request-id ${outcome.requestId}, expected ${sentId}`;
   return plan.expect.kind === 'good' ? checkGood(plan.expect, outcome) : checkBad(plan.expect, outcome);
 }
 
@@ -893,9 +962,34 @@ function percentile(values: number[], p: number): number {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/**
+ * The server's settings for the run, besides --env: metrics readable without a key, and limits low
+ * enough that the abusive requests meet them within the run (a 15 s request deadline for the slow
+ * uploads, 30 minutes of audio for the lying MP3, which holds an hour).
+ */
+const SERVER_DEFAULTS: Record<string, string> = {
+  EARSHOT_PUBLIC_METRICS: 'true',
+  EARSHOT_REQUEST_TIMEOUT_MS: '15000',
+  EARSHOT_MAX_AUDIO_SECONDS: '1800',
+};
+
+/** The lying MP3 of the worker's own test (worker/tests/test_hard_limits.py), made with PyAV. */
+function makeLyingMp3(directory: string): Buffer {
+  const script =
+    'import sys; from pathlib import Path; sys.path.insert(0, "worker/tests"); ' +
+    'from test_hard_limits import lying_mp3; print(lying_mp3(Path(sys.argv[1])))';
+  const made = execFileSync(projectVenvPython, ['-c', script, directory], { cwd: projectRoot, encoding: 'utf8' });
+  const file = made.trim();
+  const data = readFileSync(file);
+  rmSync(file);
+  rmSync(path.join(directory, 'head.mp3'), { force: true });
+  return data;
+}
+
 async function main(): Promise<number> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-soak-'));
-  const env = { EARSHOT_PUBLIC_METRICS: 'true', ...envOverrides, EARSHOT_TMP_DIR: tmpDir };
+  lyingMp3 = makeLyingMp3(tmpDir);
+  const env = { ...SERVER_DEFAULTS, ...envOverrides, EARSHOT_TMP_DIR: tmpDir };
   const shownEnv = Object.entries(env)
     .filter(([key]) => key.startsWith('EARSHOT_'))
     .map(([key, value]) => `${key}=${value}`);
@@ -1081,7 +1175,8 @@ async function main(): Promise<number> {
     lines.push(entry);
     linesByRequest.set(entry.reqId, lines);
   }
-  const hangUps = records.filter((record) => record.outcome.aborted);
+  // Requests that shared an x-request-id share its lines: they are checked together below.
+  const hangUps = records.filter((record) => record.outcome.aborted && record.plan.requestId === undefined);
   const serverView = new Map<string, number>();
   for (const record of hangUps) {
     const lines = linesByRequest.get(`soak-${record.plan.index}`) ?? [];
@@ -1104,7 +1199,14 @@ async function main(): Promise<number> {
   }
   // The README promises one "request done" line per request; count the requests that got another number.
   const lineCounts = new Map<string, number>();
+  const doneLines = (id: string) => (linesByRequest.get(id) ?? []).filter((line) => line.msg === 'request done').length;
+  for (const id of SHARED_REQUEST_IDS) {
+    const sharing = records.filter((record) => record.plan.requestId === id).length;
+    const count = doneLines(id);
+    if (count !== sharing) lineCounts.set(`${sharing} requests sharing ${id}: ${count} lines`, sharing);
+  }
   for (const record of records) {
+    if (record.plan.requestId !== undefined) continue;
     const count = (linesByRequest.get(`soak-${record.plan.index}`) ?? []).filter(
       (line) => line.msg === 'request done',
     ).length;

@@ -14,6 +14,12 @@ export class Metrics implements EngineObserver {
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
   });
+  private readonly errors = new Counter({
+    name: 'earshot_http_errors_total',
+    help: 'Requests answered with an error, by route and error kind (README, "Errors").',
+    labelNames: ['route', 'kind'] as const,
+    registers: [this.registry],
+  });
   private readonly requestSeconds = new Histogram({
     name: 'earshot_http_request_duration_seconds',
     help: 'Time from request to response, by route.',
@@ -100,9 +106,10 @@ export class Metrics implements EngineObserver {
     });
   }
 
-  observeRequest(route: string, method: string, status: number, seconds: number): void {
+  observeRequest(route: string, method: string, status: number, seconds: number, errorKind?: string): void {
     this.requests.inc({ route, method, status: String(status) });
     this.requestSeconds.observe({ route }, seconds);
+    if (errorKind) this.errors.inc({ route, kind: errorKind });
   }
 
   jobStarted(model: string, queueSeconds: number): void {

@@ -93,7 +93,8 @@ export class Engine {
   private unloadIdle(): void {
     const ttlMs = this.options.modelTtlSeconds * 1000;
     for (const pool of this.pools.values()) {
-      if (!pool.pinned && pool.idle && performance.now() - pool.lastUsedAt >= ttlMs) {
+      // A model still loading is not idle: it is about to serve whoever asked for it.
+      if (!pool.pinned && pool.state === 'ready' && pool.idle && performance.now() - pool.lastUsedAt >= ttlMs) {
         void this.unload(pool.model.id, { by: 'idle_ttl', idleSeconds: this.options.modelTtlSeconds });
       }
     }

@@ -317,6 +317,8 @@ export class ModelPool {
       () => {
         // A worker that finishes loading after its model was dropped is already being stopped.
         if (this.state === 'failed') return;
+        // Idle time counts from when the model could first serve, not from the start of a slow load.
+        if (this.state === 'loading') this.lastUsed = performance.now();
         this.state = 'ready';
         this.consecutiveFailures = 0;
         this.lastError = undefined;

@@ -48,7 +48,7 @@ function recordRequest(
   request.summary.recorded = true;
   const seconds = reply.elapsedTime / 1000;
   const route = knownRoute ?? request.routeOptions.url ?? 'unknown';
-  metrics?.observeRequest(route, request.method, status, seconds);
+  metrics?.observeRequest(route, request.method, status, seconds, request.summary.error);
   request.log.info(
     { method: request.method, route, status, ms: Math.round(seconds * 1000), ...request.summary, recorded: undefined },
     'request done',

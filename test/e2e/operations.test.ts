@@ -97,6 +97,8 @@ describe('operating earshot: keys, limits, CORS, readiness, metrics, logs', () =
       /^earshot_model_loaded\{model="base",state="ready"\} 1$/m,
       /^earshot_worker_restarts_total\{model="base"\} 0$/m,
       /^earshot_gateway_process_resident_memory_bytes \d/m,
+      // The 401 above, counted by its error kind.
+      /^earshot_http_errors_total\{route="\/metrics",kind="missing_api_key"\} [1-9]/m,
     ]) {
       assert.match(text, series);
     }

@@ -109,6 +109,16 @@ describe('the idle TTL', () => {
       ['ttl-pinned'],
     );
   });
+
+  it('counts idle time from when a model could first serve, never unloading one that is loading', async (t) => {
+    const engine = new Engine(engineOptions({ modelTtlSeconds: 1 }), testLogger());
+    t.after(() => engine.stop());
+    // Loads for longer than the TTL and than the idle sweep's interval.
+    const slow = world.model('slow-load-6000');
+    await engine.load(slow);
+    assert.ok(engine.isLoaded(slow.id), 'loaded, not swept away while loading');
+    assert.equal(engine.modelStatus(slow.id)?.state, 'ready');
+  });
 });
 
 describe('the admin API (idle models)', () => {
