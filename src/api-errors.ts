@@ -39,6 +39,23 @@ function invalidRequestMessage(p: InvalidRequest): string {
   }
 }
 
+/** What a request asks that earshot does not serve (kind `unsupported_value`). */
+export type Unsupported =
+  | { asked: 'diarization' }
+  | { asked: 'stream'; responseFormat: string }
+  | { asked: 'logprobs'; responseFormat: string };
+
+function unsupportedMessage(p: Unsupported): string {
+  switch (p.asked) {
+    case 'diarization':
+      return "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet.";
+    case 'stream':
+      return `response_format '${p.responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`;
+    case 'logprobs':
+      return `include[]=logprobs is not compatible with response_format '${p.responseFormat}'. Use 'json' instead.`;
+  }
+}
+
 /** Why a model could not be loaded (kind `model_load_failed`). */
 export type ModelLoadFailed =
   | { why: 'start_timeout'; model: string; timeoutMs: number }
@@ -105,7 +122,7 @@ export const errorKinds = {
     status: 400,
     type: 'invalid_request_error',
     code: 'unsupported_value',
-    message: (p: { detail: string }) => p.detail,
+    message: (p: Unsupported) => unsupportedMessage(p),
     doc: 'A valid OpenAI value this server does not serve, or a combination it does not support.',
   },
   invalid_audio: {

@@ -221,11 +221,7 @@ function parseChunkingStrategy(fields: FormFields, options: TranscribeOptions): 
 function parseResponseFormat(raw: string | undefined): ResponseFormat {
   if (raw === undefined || raw === '') return 'json';
   if (raw === 'diarized_json') {
-    throw new ApiError(
-      'unsupported_value',
-      { detail: "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet." },
-      { param: 'response_format' },
-    );
+    throw new ApiError('unsupported_value', { asked: 'diarization' }, { param: 'response_format' });
   }
   if (!(RESPONSE_FORMATS as readonly string[]).includes(raw)) {
     const supported = RESPONSE_FORMATS.map((format) => `'${format}'`);
@@ -327,23 +323,11 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
     const rawStream = single(fields, 'stream');
     stream = rawStream !== undefined && rawStream !== '' && parseBoolean(rawStream, 'stream');
     if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
-      throw new ApiError(
-        'unsupported_value',
-        {
-          detail: `response_format '${responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`,
-        },
-        { param: 'response_format' },
-      );
+      throw new ApiError('unsupported_value', { asked: 'stream', responseFormat }, { param: 'response_format' });
     }
     includeLogprobs = parseInclude(fields.get('include'));
     if (includeLogprobs && responseFormat !== 'json') {
-      throw new ApiError(
-        'unsupported_value',
-        {
-          detail: `include[]=logprobs is not compatible with response_format '${responseFormat}'. Use 'json' instead.`,
-        },
-        { param: 'include' },
-      );
+      throw new ApiError('unsupported_value', { asked: 'logprobs', responseFormat }, { param: 'include' });
     }
     if (includeLogprobs) options.logprobs = true;
     parseChunkingStrategy(fields, options);
