@@ -20,6 +20,41 @@ export default tseslint.config(
     },
   },
   {
+    // The engine's public interface is engine/index.ts: nothing outside src/engine/ imports the rest.
+    files: ['src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
+    ignores: ['src/engine/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/engine/*', '!**/engine/index.ts'],
+              message: 'Import the engine through its public interface, src/engine/index.ts.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The engine speaks no HTTP and no OpenAI: its failures are EngineErrors, translated by the server.
+    files: ['src/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/server/*', '**/openai/*', '**/api-errors.ts', 'fastify', '@fastify/*'],
+              message: 'The engine raises EngineErrors; src/server/error-translation.ts makes OpenAI errors of them.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       // node:test's describe/it return promises that the runner itself awaits.

@@ -72,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path, reference, seconds = build(Path(directory), args.seconds)
         print(f"file: {seconds:.1f} s")
-        # earshot's default request sends these (see src/protocol/transcription-request.ts).
+        # earshot's default request sends these (see src/openai/transcription-request.ts).
         request = {"task": "transcribe", "temperature": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]}
         methods = [
             ("sequential", LongAudioBatching(0), request),

@@ -2,7 +2,7 @@
 // worker/earshot_worker/contract.schema.json, which the worker validates against. `--check` only
 // says whether the committed file is current (test/unit/contract.test.ts checks the same).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { contractDocument } from '../src/engine/messages.ts';
+import { contractDocument } from '../src/engine/index.ts';
 import { contractSchemaFile } from '../src/paths.ts';
 
 const generated = contractDocument();

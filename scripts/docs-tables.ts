@@ -1,7 +1,7 @@
 // Prints the README's configuration and error tables from their one source (src/config.ts,
-// src/errors.ts): `node --import tsx scripts/docs-tables.ts`. test/unit/config.test.ts checks the README.
+// src/api-errors.ts): `node --import tsx scripts/docs-tables.ts`. test/unit/config.test.ts checks the README.
 import { optionSpecs } from '../src/config.ts';
-import { errorKinds } from '../src/errors.ts';
+import { errorKinds } from '../src/api-errors.ts';
 
 const shownDefaults: Record<string, string> = { tmpDir: 'the OS temp dir' };
 

@@ -3,9 +3,14 @@ import closeWithGrace from 'close-with-grace';
 import os from 'node:os';
 import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
-import { Engine } from './engine/engine.ts';
-import { loadEngineFacts, MissingEngineFactsError } from './engine/engine-facts.ts';
-import { ModelRegistry, readBundledModels, type ResolvedModel } from './engine/models.ts';
+import {
+  Engine,
+  loadEngineFacts,
+  MissingEngineFactsError,
+  ModelRegistry,
+  readBundledModels,
+  type ResolvedModel,
+} from './engine/index.ts';
 import { Metrics } from './metrics.ts';
 import { buildApp } from './server/app.ts';
 import { loadApiKeys } from './server/plugins/auth.ts';

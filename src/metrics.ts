@@ -1,8 +1,7 @@
 // Prometheus metrics: what the server is doing, from requests down to workers. The engine reports
 // to the EngineObserver side; routes and the queue gauges are read when /metrics is scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Engine, EngineObserver } from './engine/engine.ts';
-import type { Transcript } from './engine/messages.ts';
+import type { Engine, EngineObserver, Transcript } from './engine/index.ts';
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
 

@@ -2,45 +2,11 @@
 // on first use), unloads idle ones after their TTL, keeps the number loaded under its cap (least
 // recently used first), and hands each job to its model's pool.
 import type { Logger } from 'pino';
-import { ApiError } from '../errors.ts';
+import { EngineError, describeUnload, type UnloadReason } from './engine-errors.ts';
+import type { EngineOptions } from './engine-options.ts';
 import type { Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
 import { ModelPool, type JobRequest, type PoolStatus, type StopOutcome } from './model-pool.ts';
-import type { WorkerSettings } from './worker.ts';
-
-/** What the engine reports as it works; metrics listen here. */
-export interface EngineObserver {
-  jobStarted?(model: string, queueSeconds: number): void;
-  jobFinished?(
-    model: string,
-    outcome: 'ok' | 'error' | 'cancelled',
-    processingSeconds: number,
-    transcript?: Transcript,
-  ): void;
-  workerRestarted?(model: string, reason: string): void;
-  modelLoaded?(model: string, loadSeconds: number): void;
-}
-
-export interface EngineOptions {
-  worker: WorkerSettings;
-  /** Most jobs decoded together in one batch (1: no cross-request batching). */
-  maxBatch: number;
-  /** Worker processes per model. */
-  workersPerModel: number;
-  /** Jobs that may wait per model before new ones get 429. */
-  maxQueuedJobs: number;
-  /** Replace a worker after this many jobs (0: never). */
-  workerMaxJobs: number;
-  /** Replace a worker above this resident memory after a job (0: never). */
-  workerMaxRssMb: number;
-  /** Unload a model that is not pinned after this many seconds without a job (0: never). */
-  modelTtlSeconds: number;
-  /** Most models loaded at once; loading another unloads the least recently used idle one. */
-  maxLoadedModels: number;
-  /** How long an unloaded model's running and waiting jobs may take to finish (0: none may). */
-  unloadGraceMs: number;
-  observer?: EngineObserver;
-}
 
 const IDLE_SWEEP_MS = 5_000;
 
@@ -76,21 +42,18 @@ export class Engine {
 
   /**
    * Unloads a model: a new request loads it afresh, while its jobs running or waiting get up to
-   * `unloadGraceMs` to finish; those left then are refused or stopped with 503 `model_unloaded`,
-   * and its workers are stopped. Undefined if it was not loaded.
+   * `unloadGraceMs` to finish; those left then are refused or stopped with `model_unloaded`, and
+   * its workers are stopped. Undefined if it was not loaded.
    */
-  async unload(modelId: string, reason: string): Promise<StopOutcome | undefined> {
+  async unload(modelId: string, unload: UnloadReason): Promise<StopOutcome | undefined> {
     const pool = this.pools.get(modelId);
     if (!pool) return undefined;
     this.pools.delete(modelId);
     const { queued, running } = pool.status();
-    this.log.info({ model: modelId, reason, queued, running }, 'unloading model');
+    this.log.info({ model: modelId, reason: describeUnload(unload), queued, running }, 'unloading model');
     const outcome = await pool.stop(
       this.options.unloadGraceMs,
-      new ApiError(
-        'model_unloaded',
-        `The model ${modelId} was unloaded (${reason}) before this request finished; retry to load it again.`,
-      ),
+      new EngineError({ reason: 'model_unloaded', model: modelId, unload }),
     );
     this.log.info({ model: modelId, ...outcome }, 'model unloaded');
     return outcome;
@@ -98,7 +61,7 @@ export class Engine {
 
   /** Assigns the job an id of the engine's own and runs it on its model's pool. */
   async transcribe(model: ResolvedModel, job: JobRequest, signal?: AbortSignal): Promise<Transcript> {
-    if (this.stopped) throw new ApiError('server_not_ready', 'The server is shutting down.');
+    if (this.stopped) throw new EngineError({ reason: 'engine_stopping' });
     return this.pool(model, false).submit(job, signal);
   }
 
@@ -132,7 +95,7 @@ export class Engine {
     for (const pool of this.pools.values()) {
       // A model still loading is not idle: it is about to serve whoever asked for it.
       if (!pool.pinned && pool.state === 'ready' && pool.idle && performance.now() - pool.lastUsedAt >= ttlMs) {
-        void this.unload(pool.model.id, `idle for ${this.options.modelTtlSeconds} s`);
+        void this.unload(pool.model.id, { by: 'idle_ttl', idleSeconds: this.options.modelTtlSeconds });
       }
     }
   }
@@ -145,12 +108,13 @@ export class Engine {
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
     const victim = evictable[0];
     if (!victim) {
-      throw new ApiError(
-        'model_load_failed',
-        `${this.pools.size} models are loaded and busy (EARSHOT_MAX_LOADED_MODELS=${this.options.maxLoadedModels}); try again later.`,
-      );
+      throw new EngineError({
+        reason: 'no_room_for_model',
+        loaded: this.pools.size,
+        maxLoaded: this.options.maxLoadedModels,
+      });
     }
-    void this.unload(victim.model.id, 'least recently used, to make room');
+    void this.unload(victim.model.id, { by: 'eviction' });
   }
 
   private pool(model: ResolvedModel, pinned: boolean): ModelPool {

@@ -3,8 +3,8 @@
 // backoff (a pinned model's forever; an on-demand model that cannot load fails its waiting jobs).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ApiError, JobCancelledError } from '../errors.ts';
-import type { EngineOptions } from './engine.ts';
+import { EngineError, isEngineError, jobCancelled } from './engine-errors.ts';
+import type { EngineOptions } from './engine-options.ts';
 import { batchable, type Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
@@ -75,7 +75,9 @@ export class ModelPool {
   /** No worker is started any more: the pool is stopping, or the server began to shut down. */
   private retiring = false;
   /** What jobs of a stopping pool are told when they cannot be served. */
-  private stopError: ApiError | undefined;
+  private stopError: EngineError | undefined;
+  /** Why the model could not be loaded, once it could not (an on-demand model's pool is then dropped). */
+  private loadError: EngineError | undefined;
   /** Pending restarts, one per dead worker: several workers may die together. */
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<QueuedJob>();
@@ -108,28 +110,27 @@ export class ModelPool {
 
   /** Queues a job under an id of the pool's own, which `request.listener.onQueued` learns. */
   submit(request: JobRequest, signal: AbortSignal | undefined): Promise<Transcript> {
-    if (this.state === 'failed' && !this.pinned) {
-      return Promise.reject(new ApiError('model_load_failed', this.lastError ?? 'The model could not be loaded.'));
+    if (this.loadError && this.state === 'failed' && !this.pinned) {
+      return Promise.reject(this.loadError);
     }
     if (this.stopping) {
-      return Promise.reject(this.stopError ?? new ApiError('server_not_ready', 'The server is shutting down.'));
+      return Promise.reject(this.stopError ?? new EngineError({ reason: 'engine_stopping' }));
     }
     if (this.queue.length >= this.options.maxQueuedJobs) {
-      const retryAfter = this.retryAfterSeconds();
       return Promise.reject(
-        new ApiError(
-          'server_overloaded',
-          `The server is overloaded: ${this.queue.length} jobs are waiting for model ${this.model.id}. Retry after ${retryAfter} s.`,
-          null,
-          retryAfter,
-        ),
+        new EngineError({
+          reason: 'queue_full',
+          model: this.model.id,
+          depth: this.queue.length,
+          retryAfterSeconds: this.retryAfterSeconds(),
+        }),
       );
     }
     this.lastUsed = performance.now();
     const spec: JobSpec = { ...request, id: randomUUID() };
     return new Promise<Transcript>((resolve, reject) => {
       const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
-      if (signal?.aborted) return reject(new JobCancelledError());
+      if (signal?.aborted) return reject(jobCancelled());
       signal?.addEventListener('abort', () => this.cancel(job), { once: true });
       this.queue.push(job);
       spec.listener?.onQueued?.(spec.id);
@@ -175,10 +176,7 @@ export class ModelPool {
    * is left to run them), then refuses the jobs still waiting and stops the ones still running, both
    * with `error`, and stops every worker process of the pool.
    */
-  async stop(
-    graceMs = 0,
-    error = new ApiError('server_not_ready', 'The server is shutting down.'),
-  ): Promise<StopOutcome> {
+  async stop(graceMs = 0, error: EngineError = new EngineError({ reason: 'engine_stopping' })): Promise<StopOutcome> {
     this.stopping = true;
     this.stopError ??= error;
     this.retire();
@@ -211,7 +209,7 @@ export class ModelPool {
     const index = this.queue.indexOf(job);
     if (index >= 0) {
       this.queue.splice(index, 1);
-      job.reject(new JobCancelledError());
+      job.reject(jobCancelled());
       return;
     }
     for (const worker of this.workers) worker.cancel(job.spec.id);
@@ -256,11 +254,10 @@ export class ModelPool {
           // A job stopped because its pool is going away (not because its client left) says so.
           const error =
             this.stopError &&
-            ((cause instanceof JobCancelledError && !job.signal?.aborted) ||
-              (cause instanceof ApiError && cause.kind === 'engine_crashed'))
+            ((isEngineError(cause, 'job_cancelled') && !job.signal?.aborted) || isEngineError(cause, 'worker_crashed'))
               ? this.stopError
               : cause;
-          const outcome = error instanceof JobCancelledError ? 'cancelled' : 'error';
+          const outcome = isEngineError(error, 'job_cancelled') ? 'cancelled' : 'error';
           this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
           job.reject(error);
         },
@@ -329,6 +326,14 @@ export class ModelPool {
       },
       (error: Error) => {
         this.lastError = error.message;
+        this.loadError =
+          error instanceof EngineError
+            ? error
+            : new EngineError({
+                reason: 'model_load_failed',
+                model: this.model.id,
+                cause: { kind: 'spawn_failed', detail: error.message },
+              });
         this.log.error(
           { model: this.model.id, err: error.message, stderr: worker.recentStderr() },
           'model load failed',

@@ -6,8 +6,8 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { ApiError, JobCancelledError } from '../errors.ts';
 import { workerEnvironment } from '../paths.ts';
+import { EngineError, jobCancelled, type LoadFailure, type WorkerFailureCode } from './engine-errors.ts';
 import type {
   EngineInfo,
   EngineSegment,
@@ -60,9 +60,6 @@ interface RunningJob {
 }
 
 const STDERR_LINES_KEPT = 20;
-// OpenAI lists its formats; the engine decodes whatever FFmpeg can, so say both.
-const SUPPORTED_FORMATS =
-  "Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm'] and any other that FFmpeg decodes";
 const SHUTDOWN_GRACE_MS = 3000;
 
 function workerArguments(model: ResolvedModel, settings: WorkerSettings): string[] {
@@ -80,21 +77,20 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   return args;
 }
 
+const WORKER_FAILURE_CODES: readonly string[] = [
+  'invalid_audio',
+  'audio_too_short',
+  'audio_too_long',
+  'invalid_options',
+  'model_error',
+  'bad_message',
+] satisfies WorkerFailureCode[];
+
 function jobError(code: string, message: string): Error {
-  switch (code) {
-    case 'cancelled':
-      return new JobCancelledError();
-    case 'invalid_audio':
-      return new ApiError('invalid_audio', `Invalid file format: ${message}. ${SUPPORTED_FORMATS}`);
-    case 'audio_too_long':
-      return new ApiError('audio_too_long', `The audio is too long: ${message}.`, 'file');
-    case 'audio_too_short':
-      return new ApiError('audio_too_short', 'Audio file is too short. Minimum audio length is 0.1 seconds.', 'file');
-    case 'invalid_options':
-      return new ApiError('invalid_value', message);
-    default:
-      return new ApiError('engine_error', `The engine failed on this request: ${message}`);
-  }
+  if (code === 'cancelled') return jobCancelled();
+  // A code this gateway does not know is the model's failure.
+  const known = WORKER_FAILURE_CODES.includes(code) ? (code as WorkerFailureCode) : 'model_error';
+  return new EngineError({ reason: 'job_failed', code: known, detail: message });
 }
 
 export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
@@ -225,7 +221,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
 
     return new Promise<void>((resolve, reject) => {
       const timeout = setTimeout(() => {
-        reject(new ApiError('model_load_failed', `Model ${this.model.id} did not load within ${startTimeoutMs} ms.`));
+        reject(this.loadFailed({ kind: 'start_timeout', timeoutMs: startTimeoutMs }));
         this.child.kill('SIGKILL');
       }, startTimeoutMs);
 
@@ -245,7 +241,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
           resolve();
         } else if (event.type === 'fatal') {
           clearTimeout(timeout);
-          reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: ${event.message}`));
+          reject(this.loadFailed({ kind: 'fatal', detail: event.message }));
         } else {
           this.onJobEvent(event);
         }
@@ -253,7 +249,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
 
       this.child.on('error', (error) => {
         clearTimeout(timeout);
-        reject(new ApiError('model_load_failed', `Could not start the engine worker: ${error.message}`));
+        reject(this.loadFailed({ kind: 'spawn_failed', detail: error.message }));
       });
       this.child.on('exit', (code, signal) => {
         clearTimeout(timeout);
@@ -264,24 +260,25 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
           : signal
             ? `killed by ${signal}`
             : `exited with code ${code}`;
-        reject(new ApiError('model_load_failed', `Model ${this.model.id} could not be loaded: the worker ${reason}.`));
+        reject(this.loadFailed({ kind: 'exited', exit: reason }));
         const jobs = [...this.running.values()];
         this.running.clear();
         for (const job of jobs) {
           job.reject(
             job.cancelled
-              ? new JobCancelledError()
+              ? jobCancelled()
               : this.timedOut
-                ? new ApiError('job_timeout', `The job took longer than ${this.jobTimeoutMs} ms and was stopped.`)
-                : new ApiError(
-                    'engine_crashed',
-                    `The engine worker stopped (${reason}) while transcribing; try again.`,
-                  ),
+                ? new EngineError({ reason: 'job_timeout', timeoutMs: this.jobTimeoutMs })
+                : new EngineError({ reason: 'worker_crashed', exit: reason }),
           );
         }
         this.emit('exit', reason);
       });
     });
+  }
+
+  private loadFailed(cause: LoadFailure): EngineError {
+    return new EngineError({ reason: 'model_load_failed', model: this.model.id, cause });
   }
 
   private finishJob(jobId: string): void {
@@ -310,7 +307,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
       case 'done':
         this.finishJob(event.job);
         if (!job.info) {
-          job.reject(new ApiError('engine_error', 'The engine finished without describing the audio.'));
+          job.reject(new EngineError({ reason: 'job_incomplete' }));
         } else {
           job.resolve({ task: job.spec.task, info: job.info, segments: job.segments });
         }

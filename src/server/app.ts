@@ -14,44 +14,17 @@ import Fastify, {
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Config } from '../config.ts';
-import type { Engine } from '../engine/engine.ts';
-import type { ModelRegistry } from '../engine/models.ts';
-import { ApiError, JobCancelledError } from '../errors.ts';
+import { ApiError } from '../api-errors.ts';
+import { isEngineError } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
-import { toApiError } from './errors.ts';
+import type { AppDependencies, RequestSummary } from './context.ts';
+import { rateLimitedError, toApiError } from './error-translation.ts';
 import { ApiKeyChecker, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
 import { MAX_FIELD_BYTES, UploadDirectory, uploadStarted } from './uploads.ts';
-
-export interface AppDependencies {
-  config: Config;
-  engine: Engine;
-  registry: ModelRegistry;
-  apiKeys?: readonly string[];
-  metrics?: Metrics;
-  /** The process's logger; tests leave it out and get one at the configured level. */
-  logger?: FastifyBaseLogger;
-}
-
-/** What a request did, for its one log line. Routes fill in what they know. */
-export interface RequestSummary {
-  model?: string;
-  task?: string;
-  audioSeconds?: number;
-  error?: string;
-  /** Set once the request's line is written, so that it is written once. */
-  recorded?: boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    summary: RequestSummary;
-  }
-}
 
 // Request ids a client may set with x-request-id: short and printable, so they are safe in logs.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -97,12 +70,7 @@ function answerClientError(
     socket.destroy();
     return;
   }
-  const apiError =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? new ApiError('headers_too_large', 'The request headers are too large.')
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new ApiError('request_timeout', 'The request was not received in time.')
-        : new ApiError('malformed_http', `The request is not valid HTTP (${error.code ?? error.message}).`);
+  const apiError = toApiError(error, { source: 'client' });
   const body = JSON.stringify(apiError.toJSON());
   const id = randomUUID();
   socket.end(
@@ -133,12 +101,7 @@ function answerFrameworkError(
   metrics: Metrics | undefined,
 ): void {
   request.summary = {};
-  const apiError =
-    error.code === 'FST_ERR_BAD_URL'
-      ? new ApiError('malformed_http', 'The request is not valid HTTP (the path is not a valid URL: a bad %-escape).')
-      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? new ApiError('not_found', `Unknown route: ${request.method} (a path segment is too long)`)
-        : new ApiError('internal_error', 'The server had an unexpected error; it has been logged.');
+  const apiError = toApiError(error, { source: 'router', method: request.method });
   request.summary.error = apiError.kind;
   if (apiError.status >= 500) request.log.error({ err: error }, apiError.message);
   reply.raw.once('finish', () => recordRequest(request, reply, apiError.status, metrics, 'unknown'));
@@ -207,13 +170,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       // key's identity: a hash of the parsed key, the same however the header spells it, so the
       // limiter's store never holds a key and `bearer K` shares `Bearer  K`'s allowance.
       keyGenerator: clientIdentity,
-      errorResponseBuilder: (_request, context) =>
-        new ApiError(
-          'rate_limited',
-          `Rate limit reached: ${context.max} requests per minute. Please try again in ${Math.ceil(context.ttl / 1000)}s.`,
-          null,
-          Math.ceil(context.ttl / 1000),
-        ),
+      errorResponseBuilder: (_request, context) => rateLimitedError(context),
     });
   }
 
@@ -234,7 +191,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.addHook('onRequest', async (_request, reply) => {
     if (!closing) return;
     reply.header('connection', 'close');
-    throw new ApiError('server_not_ready', 'The server is shutting down; retry on another instance or later.');
+    throw new ApiError('server_not_ready', { whileReceiving: true });
   });
   app.addHook('preClose', async () => {
     closing = true;
@@ -243,7 +200,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   app.setErrorHandler(async (error, request, reply) => {
-    if (error instanceof JobCancelledError) {
+    if (isEngineError(error, 'job_cancelled')) {
       request.summary.error = 'client_disconnected';
       request.log.info('client disconnected; job cancelled');
       return reply.code(499).send();
@@ -266,7 +223,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   app.setNotFoundHandler(async (request, reply) => {
-    const error = new ApiError('not_found', `Unknown route: ${request.method} ${request.url.split('?')[0] ?? ''}`);
+    const error = new ApiError('not_found', { method: request.method, path: request.url.split('?')[0] ?? '' });
     request.summary.error = error.kind;
     return reply.code(error.status).send(error.toJSON());
   });

@@ -14,8 +14,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { ApiError } from '../errors.ts';
-import type { FormFields } from '../protocol/transcription-request.ts';
+import { ApiError } from '../api-errors.ts';
+import type { FormFields } from '../openai/transcription-request.ts';
+import { toApiError } from './error-translation.ts';
 
 export interface Upload {
   path: string;
@@ -95,9 +96,8 @@ export class UploadBudget {
     if (this.uploading >= maxConcurrent) {
       throw new ApiError(
         'too_many_uploads',
-        `Too many uploads in progress (${maxConcurrent}); please try again in ${RETRY_AFTER_SECONDS}s.`,
-        null,
-        RETRY_AFTER_SECONDS,
+        { max: maxConcurrent, retryAfterSeconds: RETRY_AFTER_SECONDS },
+        { retryAfterSeconds: RETRY_AFTER_SECONDS },
       );
     }
     // An upload alone always fits, whatever the limits, so that no request can never be served.
@@ -105,17 +105,15 @@ export class UploadBudget {
     if (held > 0 && held + bytes > maxDiskBytesPerClient) {
       throw new ApiError(
         'client_upload_limit',
-        `Your uploads in progress hold ${held} bytes of the ${maxDiskBytesPerClient} allowed per client; please try again in ${RETRY_AFTER_SECONDS}s.`,
-        null,
-        RETRY_AFTER_SECONDS,
+        { held, max: maxDiskBytesPerClient, retryAfterSeconds: RETRY_AFTER_SECONDS },
+        { retryAfterSeconds: RETRY_AFTER_SECONDS },
       );
     }
     if (this.diskBytes > 0 && this.diskBytes + bytes > maxDiskBytes) {
       throw new ApiError(
         'upload_space_exhausted',
-        `The server's space for uploads is in use; please try again in ${RETRY_AFTER_SECONDS}s.`,
-        null,
-        RETRY_AFTER_SECONDS,
+        { retryAfterSeconds: RETRY_AFTER_SECONDS },
+        { retryAfterSeconds: RETRY_AFTER_SECONDS },
       );
     }
     this.uploading++;
@@ -163,31 +161,6 @@ function fieldName(name: string): string {
   return name.endsWith('[]') ? name.slice(0, -2) : name;
 }
 
-function multipartError(error: unknown, maxBytes: number): ApiError {
-  if (error instanceof ApiError) return error;
-  const code = (error as { code?: string }).code;
-  switch (code) {
-    case 'FST_REQ_FILE_TOO_LARGE':
-      // OpenAI's own wording; the reader stops at the limit, so it has read one byte more.
-      return new ApiError(
-        'file_too_large',
-        `Maximum content size limit (${maxBytes}) exceeded (${maxBytes + 1} bytes read)`,
-      );
-    case 'FST_FILES_LIMIT':
-      return new ApiError('invalid_request', 'Send exactly one file, in the field "file".', 'file');
-    case 'FST_FIELDS_LIMIT':
-    case 'FST_PARTS_LIMIT':
-      return new ApiError('invalid_request', 'The form has too many fields.');
-    case 'FST_PROTO_VIOLATION':
-      return new ApiError('invalid_request', 'The form has a forbidden field name.');
-    default:
-      return new ApiError(
-        'invalid_request',
-        `The multipart/form-data body could not be read: ${(error as Error).message}`,
-      );
-  }
-}
-
 /**
  * Rejects when no byte of the request body has arrived for `idleMs`, wherever the upload stalls
  * (before the file, inside it or after it), so a stalled client gets a 408 instead of holding a
@@ -208,17 +181,13 @@ function uploadWatch(
   });
   const arm = () => {
     clearTimeout(idle);
-    idle = setTimeout(
-      () => fail(new ApiError('upload_timeout', `The upload stalled: no data for ${idleMs} ms.`)),
-      idleMs,
-    );
+    idle = setTimeout(() => fail(new ApiError('upload_timeout', { idleMs })), idleMs);
   };
   request.raw.on('data', arm);
   arm();
   const whole = deadline
     ? setTimeout(
-        () =>
-          fail(new ApiError('request_timeout', `The request was not received whole within ${deadline.timeoutMs} ms.`)),
+        () => fail(new ApiError('request_timeout', { timeoutMs: deadline.timeoutMs })),
         Math.max(0, deadline.remainingMs),
       )
     : undefined;
@@ -238,7 +207,7 @@ function fieldText(name: string, value: unknown): string {
   try {
     return JSON.stringify(value) ?? '';
   } catch {
-    throw new ApiError('invalid_value', `The field '${name}' could not be read as JSON.`, name);
+    throw new ApiError('invalid_value', { detail: `The field '${name}' could not be read as JSON.` }, { param: name });
   }
 }
 
@@ -269,7 +238,7 @@ export async function receiveForm(
   options: ReceiveOptions,
 ): Promise<ReceivedForm> {
   if (!request.isMultipart()) {
-    throw new ApiError('invalid_request', "Expected a multipart/form-data body with the fields 'file' and 'model'.");
+    throw new ApiError('invalid_request', { problem: 'not_multipart' });
   }
   const { maxBytes } = options;
   // The file is at most the whole body: a declared Content-Length bounds it below the file limit.
@@ -297,11 +266,7 @@ export async function receiveForm(
       if (part.type === 'file') {
         if (name !== 'file') {
           part.file.resume();
-          throw new ApiError(
-            'invalid_request',
-            `Unexpected file in field '${part.fieldname}'; send it as 'file'.`,
-            name,
-          );
+          throw new ApiError('invalid_request', { problem: 'unexpected_file', field: part.fieldname }, { param: name });
         }
         const target = uploads.newFilePath();
         file = {
@@ -317,12 +282,12 @@ export async function receiveForm(
         await writing;
         file.bytes = part.file.bytesRead;
       } else {
-        if (part.fieldnameTruncated) throw new ApiError('invalid_request', 'A form field name is over 100 bytes.');
+        if (part.fieldnameTruncated) throw new ApiError('invalid_request', { problem: 'long_field_name' });
         if (part.valueTruncated) {
           throw new ApiError(
             'form_too_large',
-            `The field '${part.fieldname}' is over ${MAX_FIELD_BYTES} bytes; text fields are at most ${MAX_FIELD_BYTES} bytes each.`,
-            name,
+            { field: part.fieldname, limitBytes: MAX_FIELD_BYTES, whole: false },
+            { param: name },
           );
         }
         const value = fieldText(name, part.value);
@@ -330,8 +295,8 @@ export async function receiveForm(
         if (fieldBytes > MAX_FORM_FIELD_BYTES) {
           throw new ApiError(
             'form_too_large',
-            `The form's text fields are over ${MAX_FORM_FIELD_BYTES} bytes together (at the field '${part.fieldname}').`,
-            name,
+            { field: part.fieldname, limitBytes: MAX_FORM_FIELD_BYTES, whole: true },
+            { param: name },
           );
         }
         const values = fields.get(name) ?? [];
@@ -354,7 +319,7 @@ export async function receiveForm(
     await writing?.catch(() => undefined);
     if (file) await file.remove();
     else reservation.release();
-    throw multipartError(error, maxBytes);
+    throw toApiError(error, { source: 'upload', maxUploadBytes: maxBytes });
   } finally {
     watch.stop();
     reservation.doneReading();
@@ -362,7 +327,11 @@ export async function receiveForm(
   if (file) reservation.resize(file.bytes);
   else reservation.release();
   if (!file && fields.has('file')) {
-    throw new ApiError('invalid_value', "The field 'file' must be a file upload, not a text value.", 'file');
+    throw new ApiError(
+      'invalid_value',
+      { detail: "The field 'file' must be a file upload, not a text value." },
+      { param: 'file' },
+    );
   }
   fields.delete('file');
   return { fields, file };

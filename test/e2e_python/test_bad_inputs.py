@@ -1,7 +1,7 @@
 """A corpus of bad inputs against the real earshot server (default model `base`).
 
 Every case asserts the status and the whole OpenAI-shaped error body ({"error": {message, type,
-param, code}}, with the status, type and code that src/errors.ts gives its kind), and, through the
+param, code}}, with the status, type and code that src/api-errors.ts gives its kind), and, through the
 autouse fixture `server_intact`, that the upload directory is empty afterwards, that no engine
 worker died or was replaced, and that the server logged no error. No case may get a 5xx or hang:
 every HTTP call and socket has a timeout.
@@ -47,7 +47,7 @@ TRANSCRIPTIONS = "/v1/audio/transcriptions"
 TRANSLATIONS = "/v1/audio/translations"
 BOUNDARY = "earshot-bad-inputs-boundary"
 
-# src/errors.ts: kind -> (status, type, code on the wire).
+# src/api-errors.ts: kind -> (status, type, code on the wire).
 ERROR_KINDS: dict[str, tuple[int, str, str | None]] = {
     "invalid_request": (400, "invalid_request_error", None),
     "missing_file": (400, "invalid_request_error", None),
@@ -212,7 +212,7 @@ def assert_error(
     message: Union[str, re.Pattern[str]],
     param: str | None = None,
 ) -> None:
-    """The response is exactly the OpenAI error of `kind` (src/errors.ts), as JSON."""
+    """The response is exactly the OpenAI error of `kind` (src/api-errors.ts), as JSON."""
     expected_status, expected_type, expected_code = ERROR_KINDS[kind]
     assert status == expected_status, f"status {status}, expected {expected_status}: {body[:500]!r}"
     assert headers.get("content-type") == "application/json; charset=utf-8", headers

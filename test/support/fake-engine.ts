@@ -9,11 +9,15 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { Engine, type EngineOptions } from '../../src/engine/engine.ts';
-import type { TranscribeOptions } from '../../src/engine/messages.ts';
-import { ModelRegistry, type ResolvedModel } from '../../src/engine/models.ts';
-import type { JobRequest } from '../../src/engine/model-pool.ts';
-import type { WorkerSettings } from '../../src/engine/worker.ts';
+import {
+  Engine,
+  ModelRegistry,
+  type EngineOptions,
+  type JobRequest,
+  type ResolvedModel,
+  type TranscribeOptions,
+  type WorkerSettings,
+} from '../../src/engine/index.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { buildApp } from '../../src/server/app.ts';
 

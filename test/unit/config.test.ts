@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { InvalidConfigError, loadConfig, optionSpecs } from '../../src/config.ts';
-import { errorKinds } from '../../src/errors.ts';
+import { errorKinds } from '../../src/api-errors.ts';
 import { projectRoot } from '../../src/paths.ts';
-import { engineKnobs } from '../../src/protocol/transcription-request.ts';
+import { engineKnobs } from '../../src/openai/transcription-request.ts';
 
 const readme = readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
 

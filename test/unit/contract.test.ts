@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+// eslint-disable-next-line no-restricted-imports -- this test checks the engine module itself
 import {
   batchable,
   contractDocument,
@@ -10,6 +11,7 @@ import {
   workerOptionNames,
   type TranscribeOptions,
 } from '../../src/engine/messages.ts';
+// eslint-disable-next-line no-restricted-imports -- this test checks the engine module itself
 import { batchKey } from '../../src/engine/model-pool.ts';
 import { contractSchemaFile } from '../../src/paths.ts';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Engine } from '../../src/engine/engine.ts';
+import type { Engine } from '../../src/engine/index.ts';
 import { engineOptions, fakeApp, FakeWorld, multipart, waitUntil } from '../support/fake-engine.ts';
 
 interface ErrorBody {

@@ -6,15 +6,17 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+// eslint-disable-next-line no-restricted-imports -- this test checks the engine module itself
 import {
   engineFacts,
   loadEngineFacts,
   MissingEngineFactsError,
   readEngineFacts,
 } from '../../src/engine/engine-facts.ts';
+// eslint-disable-next-line no-restricted-imports -- this test checks the engine module itself
 import { ModelRegistry } from '../../src/engine/models.ts';
 import { projectVenvDir } from '../../src/paths.ts';
-import { engineKnowsLanguage, normaliseLanguage, supportedLanguageCodes } from '../../src/protocol/languages.ts';
+import { engineKnowsLanguage, normaliseLanguage, supportedLanguageCodes } from '../../src/openai/languages.ts';
 
 test('without the facts file the message says to run npm install', () => {
   assert.throws(

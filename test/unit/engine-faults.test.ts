@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../../src/engine/engine.ts';
-import { ApiError } from '../../src/errors.ts';
+import { Engine, EngineError, isEngineError } from '../../src/engine/index.ts';
+import { toApiError } from '../../src/server/error-translation.ts';
 import {
   engineOptions,
   fakeApp,
@@ -54,10 +54,12 @@ describe('a worker that crashes mid-job', () => {
     const model = world.model('crashy');
     await engine.load(model);
     await assert.rejects(engine.transcribe(model, job(world.audio('doomed', '!crash'))), (error) => {
-      assert.ok(error instanceof ApiError, String(error));
-      assert.equal(error.kind, 'engine_crashed');
-      assert.equal(error.status, 500);
-      assert.match(error.message, /^The engine worker stopped \(exited with code 1\) while transcribing; try again\.$/);
+      assert.ok(error instanceof EngineError, String(error));
+      assert.deepEqual(error.failure, { reason: 'worker_crashed', exit: 'exited with code 1' });
+      const answer = toApiError(error);
+      assert.equal(answer.kind, 'engine_crashed');
+      assert.equal(answer.status, 500);
+      assert.equal(answer.message, 'The engine worker stopped (exited with code 1) while transcribing; try again.');
       return true;
     });
     // A job sent while the worker is being replaced waits for the new one.
@@ -86,7 +88,7 @@ describe('a worker that crashes mid-job', () => {
     assert.equal(outcomes[0]?.status, 'fulfilled', 'the job answered before the crash keeps its transcript');
     for (const outcome of outcomes.slice(1)) {
       assert.equal(outcome.status, 'rejected');
-      assert.equal((outcome.reason as ApiError).kind, 'engine_crashed');
+      assert.ok(isEngineError(outcome.reason, 'worker_crashed'), String(outcome.reason));
     }
     assert.equal(text(await batching.transcribe(batchModel, job(world.audio('after')))), 'after');
   });
@@ -159,9 +161,14 @@ describe('a model that does not load in time', () => {
     t.after(() => engine.stop());
     const model = world.model('hang-load');
     await assert.rejects(engine.load(model), (error) => {
-      assert.ok(error instanceof ApiError, String(error));
-      assert.equal(error.kind, 'model_load_failed');
-      assert.equal(error.message, 'Model hang-load did not load within 500 ms.');
+      assert.ok(error instanceof EngineError, String(error));
+      assert.deepEqual(error.failure, {
+        reason: 'model_load_failed',
+        model: 'hang-load',
+        cause: { kind: 'start_timeout', timeoutMs: 500 },
+      });
+      assert.equal(toApiError(error).kind, 'model_load_failed');
+      assert.equal(toApiError(error).message, 'Model hang-load did not load within 500 ms.');
       return true;
     });
     const pid = world.journal('hang-load')[0]?.pid;
@@ -177,7 +184,7 @@ describe('an on-demand model whose workers disagree (one fails to load, another 
     t.after(() => engine.stop());
     // Of its two workers, one fails at once, the other would load after 300 ms.
     const model = world.model('flaky-load-1-slow-load-300');
-    await assert.rejects(engine.load(model), { name: 'ApiError' });
+    await assert.rejects(engine.load(model), (error) => isEngineError(error, 'model_load_failed'));
     assert.equal(engine.isLoaded(model.id), false);
     // Dropping the model stops its other worker too, without waiting for Engine.stop().
     await waitUntil(() => allExited(model.id), 'every worker of the failed model exits');

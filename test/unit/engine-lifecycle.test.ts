@@ -3,8 +3,8 @@
 // models stay. Every wait polls for its condition under a generous deadline.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../../src/engine/engine.ts';
-import { ApiError } from '../../src/errors.ts';
+import { Engine, EngineError } from '../../src/engine/index.ts';
+import { toApiError } from '../../src/server/error-translation.ts';
 import { engineOptions, fakeApp, FakeWorld, job, testLogger, text, track, waitUntil } from '../support/fake-engine.ts';
 
 let world: FakeWorld;
@@ -56,10 +56,12 @@ describe('the cap on loaded models (LRU)', () => {
     await waitUntil(() => world.runs('pin-busy').length === 1, 'the busy model runs its job');
 
     await assert.rejects(engine.transcribe(other, job(world.audio('refused'))), (error) => {
-      assert.ok(error instanceof ApiError);
-      assert.equal(error.kind, 'model_load_failed');
-      assert.equal(error.status, 503);
-      assert.match(error.message, /2 models are loaded and busy/);
+      assert.ok(error instanceof EngineError, String(error));
+      assert.deepEqual(error.failure, { reason: 'no_room_for_model', loaded: 2, maxLoaded: 2 });
+      const answer = toApiError(error);
+      assert.equal(answer.kind, 'model_load_failed');
+      assert.equal(answer.status, 503);
+      assert.equal(answer.message, '2 models are loaded and busy (EARSHOT_MAX_LOADED_MODELS=2); try again later.');
       return true;
     });
     assert.deepEqual(

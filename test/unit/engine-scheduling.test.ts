@@ -3,8 +3,7 @@
 // together in one batch. Jobs are held by gates (files the fake waits for), never by timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../../src/engine/engine.ts';
-import type { TranscribeOptions } from '../../src/engine/messages.ts';
+import { Engine, type TranscribeOptions } from '../../src/engine/index.ts';
 import {
   engineOptions,
   fakeApp,

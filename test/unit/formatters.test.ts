@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { EngineSegment, EngineWord, Transcript } from '../../src/engine/messages.ts';
-import { renderTranscript, transcriptText, usageOf } from '../../src/protocol/formatters.ts';
-import type { FormatOptions, ResponseFormat } from '../../src/protocol/formatters.ts';
-import { languageName, normaliseLanguage, supportedLanguageCodes } from '../../src/protocol/languages.ts';
+import type { EngineSegment, EngineWord, Transcript } from '../../src/engine/index.ts';
+import { renderTranscript, transcriptText, usageOf } from '../../src/openai/formatters.ts';
+import type { FormatOptions, ResponseFormat } from '../../src/openai/formatters.ts';
+import { languageName, normaliseLanguage, supportedLanguageCodes } from '../../src/openai/languages.ts';
 
 const SEGMENT_KEYS = [
   'id',

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ModelRegistry, readBundledModels, type ModelRegistryOptions } from '../../src/engine/models.ts';
+import { ModelRegistry, readBundledModels, type ModelRegistryOptions } from '../../src/engine/index.ts';
 
 /** A model directory: what makes a directory a model is its model.bin. */
 function modelAt(directory: string) {

@@ -6,8 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import type { Engine } from '../../src/engine/engine.ts';
-import { ModelRegistry, readBundledModels } from '../../src/engine/models.ts';
+import { ModelRegistry, readBundledModels, type Engine } from '../../src/engine/index.ts';
 import { buildApp } from '../../src/server/app.ts';
 
 const LIMIT = 3;

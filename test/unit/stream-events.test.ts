@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import type { EngineSegment, TokenLogprob, Transcript } from '../../src/engine/messages.ts';
-import { transcriptText } from '../../src/protocol/formatters.ts';
+import type { EngineSegment, TokenLogprob, Transcript } from '../../src/engine/index.ts';
+import { transcriptText } from '../../src/openai/formatters.ts';
 import {
   DeltaSplitter,
   deltaEvent,
@@ -10,7 +10,7 @@ import {
   doneEvent,
   errorEvent,
   type TextDelta,
-} from '../../src/protocol/stream-events.ts';
+} from '../../src/openai/stream-events.ts';
 
 let nextId = 1;
 

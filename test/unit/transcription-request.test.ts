@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApiError } from '../../src/errors.ts';
-import { parseTranscriptionRequest, unknownFields, type FormFields } from '../../src/protocol/transcription-request.ts';
+import { ApiError } from '../../src/api-errors.ts';
+import { parseTranscriptionRequest, unknownFields, type FormFields } from '../../src/openai/transcription-request.ts';
 
 const form = (entries: Record<string, string | string[]>): FormFields =>
   new Map(Object.entries(entries).map(([name, value]) => [name, Array.isArray(value) ? value : [value]]));

@@ -8,9 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
-import type { Engine } from '../../src/engine/engine.ts';
-import type { Transcript } from '../../src/engine/messages.ts';
-import type { ModelRegistry } from '../../src/engine/models.ts';
+import type { Engine, ModelRegistry, Transcript } from '../../src/engine/index.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { MAX_FIELD_BYTES, MAX_FORM_FIELD_BYTES, UploadBudget } from '../../src/server/uploads.ts';
 

@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../../errors.ts';
+import { ApiError } from '../../api-errors.ts';
 
 /** The configured keys: the list plus the key file's lines (blank lines and `#` comments skipped). */
 export function loadApiKeys(keys: readonly string[], keyFile: string | undefined): string[] {
@@ -47,10 +47,7 @@ export class ApiKeyChecker {
     const key = parseBearer(authorization);
     if (!key) {
       return {
-        error: new ApiError(
-          'missing_api_key',
-          "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
-        ),
+        error: new ApiError('missing_api_key'),
       };
     }
     // Equal-length digests compared against every key: the time taken says nothing about any key.
@@ -59,7 +56,7 @@ export class ApiKeyChecker {
     for (const known of this.digests) matched = timingSafeEqual(candidate, known) || matched;
     return matched
       ? { keyId: candidate.toString('hex') }
-      : { error: new ApiError('invalid_api_key', `Incorrect API key provided: ${masked(key)}.`) };
+      : { error: new ApiError('invalid_api_key', { maskedKey: masked(key) }) };
   }
 }
 

@@ -1,8 +1,8 @@
 // The model admin API, after speaches' /api/ps: which models are loaded, load one, unload one.
 // Behind the same API keys as everything else.
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from '../../errors.ts';
-import type { AppDependencies } from '../app.ts';
+import { ApiError } from '../../api-errors.ts';
+import type { AppDependencies } from '../context.ts';
 
 export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
   const { engine, registry } = deps;
@@ -10,7 +10,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): 
   const resolve = async (id: string) => {
     const model = await registry.resolve(id);
     if (!model) {
-      throw new ApiError('model_not_found', `The model \`${id}\` does not exist or you do not have access to it.`);
+      throw new ApiError('model_not_found', { model: id });
     }
     return model;
   };
@@ -28,16 +28,13 @@ export async function adminRoutes(app: FastifyInstance, deps: AppDependencies): 
   app.delete<{ Params: { '*': string } }>('/api/ps/*', async (request, reply) => {
     const model = await resolve(request.params['*']);
     const status = engine.modelStatus(model.id);
-    if (!status) throw new ApiError('model_not_loaded', `The model \`${model.id}\` is not loaded.`);
+    if (!status) throw new ApiError('model_not_loaded', { model: model.id });
     if (status.pinned) {
-      throw new ApiError(
-        'model_pinned',
-        `The model \`${model.id}\` is pinned (the default or preloaded) and stays loaded.`,
-      );
+      throw new ApiError('model_pinned', { model: model.id });
     }
     // Waits while the model's running and waiting jobs finish (up to the unload grace).
-    const outcome = await engine.unload(model.id, 'asked by the admin API');
-    if (!outcome) throw new ApiError('model_not_loaded', `The model \`${model.id}\` is not loaded.`);
+    const outcome = await engine.unload(model.id, { by: 'admin' });
+    if (!outcome) throw new ApiError('model_not_loaded', { model: model.id });
     return reply.code(200).send({ model: model.id, unloaded: true, ...outcome });
   });
 }

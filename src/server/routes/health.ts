@@ -1,6 +1,6 @@
 // GET /health (alive, and the default model can serve), GET /ready (and its queue has room), GET /metrics.
 import type { FastifyInstance } from 'fastify';
-import type { AppDependencies } from '../app.ts';
+import type { AppDependencies } from '../context.ts';
 
 export async function healthRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
   const defaultPool = async () => {

@@ -2,9 +2,9 @@
 // holds what serves without a download; one model by id answers for every name a transcription
 // would accept (the same resolver decides both), 404 for every name it would refuse.
 import type { FastifyInstance } from 'fastify';
-import { needsDownload, type ModelListing } from '../../engine/models.ts';
-import { ApiError } from '../../errors.ts';
-import type { AppDependencies } from '../app.ts';
+import { needsDownload, type ModelListing } from '../../engine/index.ts';
+import { ApiError } from '../../api-errors.ts';
+import type { AppDependencies } from '../context.ts';
 
 export async function modelRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
   /**
@@ -31,7 +31,7 @@ export async function modelRoutes(app: FastifyInstance, deps: AppDependencies): 
     const id = request.params['*'];
     const listing = await deps.registry.describe(id);
     if (!listing) {
-      throw new ApiError('model_not_found', `The model \`${id}\` does not exist or you do not have access to it.`);
+      throw new ApiError('model_not_found', { model: id });
     }
     return withState(listing);
   });

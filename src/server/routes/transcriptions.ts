@@ -1,23 +1,21 @@
 // POST /v1/audio/transcriptions and /v1/audio/translations: thin glue from the form to the engine
-// to a formatter or an event stream. Validation lives in protocol/, scheduling in engine/.
+// to a formatter or an event stream. Validation lives in openai/, scheduling in engine/.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough } from 'node:stream';
-import type { ResolvedModel } from '../../engine/models.ts';
-import type { Transcript } from '../../engine/messages.ts';
-import type { JobListener } from '../../engine/worker.ts';
-import { ApiError, JobCancelledError } from '../../errors.ts';
-import { renderTranscript } from '../../protocol/formatters.ts';
-import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../protocol/stream-events.ts';
+import { ApiError } from '../../api-errors.ts';
+import { isEngineError, type JobListener, type ResolvedModel, type Transcript } from '../../engine/index.ts';
+import { renderTranscript } from '../../openai/formatters.ts';
+import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../openai/stream-events.ts';
 import {
   parseTranscriptionRequest,
   unknownFields,
   type Task,
   type TranscriptionRequest,
-} from '../../protocol/transcription-request.ts';
-import type { AppDependencies } from '../app.ts';
+} from '../../openai/transcription-request.ts';
+import type { AppDependencies } from '../context.ts';
+import { toApiError } from '../error-translation.ts';
 import { clientIdentity } from '../plugins/auth.ts';
 import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
-import { toApiError } from '../errors.ts';
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -112,7 +110,7 @@ export async function transcriptionRoutes(
       });
     } catch (error) {
       if (!started) throw error;
-      if (error instanceof JobCancelledError) {
+      if (isEngineError(error, 'job_cancelled')) {
         request.summary.error = 'client_disconnected';
         request.log.info('client disconnected; job cancelled');
       } else {
@@ -145,14 +143,9 @@ export async function transcriptionRoutes(
       const ignored = unknownFields(form.fields, task);
       if (ignored.length > 0) request.log.warn({ fields: ignored }, 'ignoring unknown form fields');
       const parsed = parseTranscriptionRequest(form.fields, task);
-      if (!form.file) throw new ApiError('missing_file', "Missing required parameter: 'file'.");
+      if (!form.file) throw new ApiError('missing_file');
       const model = await deps.registry.resolve(parsed.model);
-      if (!model) {
-        throw new ApiError(
-          'model_not_found',
-          `The model \`${parsed.model}\` does not exist or you do not have access to it.`,
-        );
-      }
+      if (!model) throw new ApiError('model_not_found', { model: parsed.model });
       job = { task, request: parsed, model, upload: form.file };
     } catch (error) {
       await form.file?.remove();

@@ -1,5 +1,5 @@
 // Renders a finished Transcript in the response formats of OpenAI's audio transcription API.
-import type { EngineSegment, TokenLogprob, Transcript } from '../engine/messages.ts';
+import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
 import { languageName } from './languages.ts';
 
 export type ResponseFormat = 'json' | 'text' | 'srt' | 'vtt' | 'verbose_json';

@@ -3,8 +3,8 @@
 //   data: {"type":"transcript.text.done","text":"…","usage":…}   once, at the end
 //   data: [DONE]
 // A failure after the stream has started is sent as data: {"error":{…}}, which both SDKs raise.
-import type { EngineSegment, TokenLogprob, Transcript } from '../engine/messages.ts';
-import type { OpenAIErrorBody } from '../errors.ts';
+import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
+import type { OpenAIErrorBody } from '../api-errors.ts';
 import { transcriptLogprobs, transcriptText, usageOf } from './formatters.ts';
 
 export interface TextDelta {

@@ -3,7 +3,7 @@
 // against it: that is OpenAI's contract, kept here. Which codes are accepted is faster-whisper's: the
 // installed library's codes (engine-facts.ts); test/unit/languages.test.ts checks that this table
 // names each of them, in faster-whisper's order.
-import { engineFacts } from '../engine/engine-facts.ts';
+import { engineFacts } from '../engine/index.ts';
 
 const LANGUAGE_NAMES: ReadonlyMap<string, string> = new Map([
   ['af', 'afrikaans'],

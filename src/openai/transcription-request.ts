@@ -2,8 +2,8 @@
 // own knobs, validated and turned into engine options. Multipart fields arrive as strings in any
 // order; `name[]` and `name` are the same field, and objects come as a JSON string or as
 // `name[key]` fields (as the SDKs send `chunking_strategy[type]=server_vad`).
-import { ApiError } from '../errors.ts';
-import type { TranscribeOptions } from '../engine/messages.ts';
+import { ApiError } from '../api-errors.ts';
+import type { TranscribeOptions } from '../engine/index.ts';
 import type { ResponseFormat } from './formatters.ts';
 import { normaliseLanguage } from './languages.ts';
 
@@ -93,7 +93,7 @@ export function unknownFields(fields: FormFields, task: Task): string[] {
 }
 
 function invalid(param: string, message: string): ApiError {
-  return new ApiError('invalid_value', message, param);
+  return new ApiError('invalid_value', { detail: message }, { param });
 }
 
 function single(fields: FormFields, name: string): string | undefined {
@@ -221,11 +221,7 @@ function parseChunkingStrategy(fields: FormFields, options: TranscribeOptions): 
 function parseResponseFormat(raw: string | undefined): ResponseFormat {
   if (raw === undefined || raw === '') return 'json';
   if (raw === 'diarized_json') {
-    throw new ApiError(
-      'unsupported_value',
-      "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet.",
-      'response_format',
-    );
+    throw new ApiError('unsupported_value', { asked: 'diarization' }, { param: 'response_format' });
   }
   if (!(RESPONSE_FORMATS as readonly string[]).includes(raw)) {
     const supported = RESPONSE_FORMATS.map((format) => `'${format}'`);
@@ -304,7 +300,7 @@ function parseKnobs(fields: FormFields, options: TranscribeOptions): void {
 export function parseTranscriptionRequest(fields: FormFields, task: Task): TranscriptionRequest {
   const model = single(fields, 'model')?.trim();
   if (!model) {
-    throw new ApiError('missing_model', "Missing required parameter: 'model'.", 'model');
+    throw new ApiError('missing_model', { param: 'model' });
   }
   const responseFormat = parseResponseFormat(single(fields, 'response_format'));
   const options: TranscribeOptions = { task, temperature: parseTemperature(single(fields, 'temperature')) };
@@ -320,30 +316,18 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
     if (language !== undefined && language.trim() !== '') {
       const code = normaliseLanguage(language);
       if (!code) {
-        throw new ApiError(
-          'invalid_language',
-          `Invalid language '${language}'. Language parameter must be specified in ISO-639-1 format.`,
-          'language',
-        );
+        throw new ApiError('invalid_language', { language }, { param: 'language' });
       }
       options.language = code;
     }
     const rawStream = single(fields, 'stream');
     stream = rawStream !== undefined && rawStream !== '' && parseBoolean(rawStream, 'stream');
     if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
-      throw new ApiError(
-        'unsupported_value',
-        `response_format '${responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`,
-        'response_format',
-      );
+      throw new ApiError('unsupported_value', { asked: 'stream', responseFormat }, { param: 'response_format' });
     }
     includeLogprobs = parseInclude(fields.get('include'));
     if (includeLogprobs && responseFormat !== 'json') {
-      throw new ApiError(
-        'unsupported_value',
-        `include[]=logprobs is not compatible with response_format '${responseFormat}'. Use 'json' instead.`,
-        'include',
-      );
+      throw new ApiError('unsupported_value', { asked: 'logprobs', responseFormat }, { param: 'include' });
     }
     if (includeLogprobs) options.logprobs = true;
     parseChunkingStrategy(fields, options);

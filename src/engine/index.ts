@@ -1,0 +1,27 @@
+// The engine's public interface: what the server, metrics and main use of it. Nothing outside
+// src/engine/ imports its other modules (the cycle check in `npm run lint` keeps the graph acyclic).
+export { Engine } from './engine.ts';
+export type { EngineObserver, EngineOptions } from './engine-options.ts';
+export {
+  EngineError,
+  describeUnload,
+  isEngineError,
+  type EngineFailure,
+  type EngineFailureReason,
+  type LoadFailure,
+  type UnloadReason,
+  type WorkerFailureCode,
+} from './engine-errors.ts';
+export type { JobRequest, PoolState, PoolStatus, StopOutcome } from './model-pool.ts';
+export type { JobListener, WorkerSettings } from './worker.ts';
+export type { EngineInfo, EngineSegment, EngineWord, TokenLogprob, TranscribeOptions, Transcript } from './messages.ts';
+export {
+  ModelRegistry,
+  needsDownload,
+  readBundledModels,
+  type ModelListing,
+  type ModelRegistryOptions,
+  type ResolvedModel,
+} from './models.ts';
+export { engineFacts, loadEngineFacts, MissingEngineFactsError, type EngineFacts } from './engine-facts.ts';
+export { contractDocument } from './messages.ts';

@@ -1,0 +1,33 @@
+// What the server's parts share: the dependencies the app is built with, and what each request
+// carries (its summary for the log line). Routes and plugins import this, never app.ts, so app.ts
+// can import them without a cycle.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Engine, ModelRegistry } from '../engine/index.ts';
+import type { Metrics } from '../metrics.ts';
+
+export interface AppDependencies {
+  config: Config;
+  engine: Engine;
+  registry: ModelRegistry;
+  apiKeys?: readonly string[];
+  metrics?: Metrics;
+  /** The process's logger; tests leave it out and get one at the configured level. */
+  logger?: FastifyBaseLogger;
+}
+
+/** What a request did, for its one log line. Routes fill in what they know. */
+export interface RequestSummary {
+  model?: string;
+  task?: string;
+  audioSeconds?: number;
+  error?: string;
+  /** Set once the request's line is written, so that it is written once. */
+  recorded?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    summary: RequestSummary;
+  }
+}
