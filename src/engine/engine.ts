@@ -100,9 +100,12 @@ export class Engine {
     }
   }
 
-  /** Makes room for one more model by unloading the least recently used idle one that is not pinned. */
-  private makeRoom(): void {
-    if (this.pools.size < this.options.maxLoadedModels) return;
+  /**
+   * Makes room for one more model by unloading the least recently used idle one that is not pinned;
+   * resolves once its processes have stopped, so that two models' workers never hold memory at once.
+   */
+  private makeRoom(): Promise<void> {
+    if (this.pools.size < this.options.maxLoadedModels) return Promise.resolve();
     const evictable = [...this.pools.values()]
       .filter((pool) => !pool.pinned && pool.idle)
       .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
@@ -114,16 +117,26 @@ export class Engine {
         maxLoaded: this.options.maxLoadedModels,
       });
     }
-    void this.unload(victim.model.id, { by: 'eviction' });
+    return this.unload(victim.model.id, { by: 'eviction' }).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   private pool(model: ResolvedModel, pinned: boolean): ModelPool {
     let pool = this.pools.get(model.id);
     if (!pool) {
-      if (!pinned) this.makeRoom();
-      pool = new ModelPool(model, this.options, pinned, this.log, (failed) => {
-        if (this.pools.get(failed.model.id) === failed) this.pools.delete(failed.model.id);
-      });
+      const roomMade = pinned ? Promise.resolve() : this.makeRoom();
+      pool = new ModelPool(
+        model,
+        this.options,
+        pinned,
+        this.log,
+        (failed) => {
+          if (this.pools.get(failed.model.id) === failed) this.pools.delete(failed.model.id);
+        },
+        roomMade,
+      );
       this.pools.set(model.id, pool);
       if (this.shuttingDown) pool.retire();
     }

@@ -99,13 +99,17 @@ export class ModelPool {
     readonly pinned: boolean,
     private readonly log: Logger,
     private readonly onFailed: (pool: ModelPool) => void,
+    /** Resolves when the pool may start its processes (after a model evicted for it has stopped). */
+    startWhen: Promise<void> = Promise.resolve(),
   ) {
     this.firstReady = new Promise<void>((resolve, reject) => {
       this.resolveFirstReady = resolve;
       this.rejectFirstReady = reject;
     });
     this.firstReady.catch(() => undefined);
-    for (let i = 0; i < options.workersPerModel; i++) this.startWorker();
+    void startWhen.then(() => {
+      for (let i = 0; i < options.workersPerModel; i++) this.startWorker();
+    });
   }
 
   /** Queues a job under an id of the pool's own, which `request.listener.onQueued` learns. */

@@ -11,6 +11,7 @@
 //   *flaky-load-N*     fails to load (as fail-load) on its first N starts, then loads (needs the model
 //                      directory; starts at the same time agree on which fail)
 //   *slow-load-MS*     says `ready` after MS milliseconds
+//   *slow-exit-MS*     (besides the above) on shutdown or end of stdin, exits MS milliseconds late
 //   anything else      says `ready` at once
 //
 // The journal: when --model is a directory (a model of the models directory), the fake appends one
@@ -91,9 +92,15 @@ function send(message) {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
+const slowExitMs = Number(/slow-exit-(\d+)/.exec(name)?.[1] ?? 0);
+
 function exit(code, reason) {
-  journal('exit', { reason });
-  process.exit(code);
+  const leave = () => {
+    journal('exit', { reason });
+    process.exit(code);
+  };
+  if (code === 0 && slowExitMs > 0) setTimeout(leave, slowExitMs);
+  else leave();
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

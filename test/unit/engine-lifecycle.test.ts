@@ -34,7 +34,14 @@ describe('the cap on loaded models (LRU)', () => {
       [true, false, true],
     );
     await waitUntil(() => allExited('lru-b'), 'the workers of lru-b exit');
-    assert.equal(world.journal('lru-b').find((entry) => entry.event === 'exit')?.reason, 'shutdown');
+    const evicted = world.journal('lru-b').find((entry) => entry.event === 'exit');
+    assert.equal(evicted?.reason, 'shutdown');
+    // The evicted model's worker was gone before the new model's started: never both in memory.
+    const started = world.journal('lru-c').find((entry) => entry.event === 'start');
+    assert.ok(
+      evicted && started && evicted.t <= started.t,
+      `lru-b exited at ${evicted?.t}, lru-c started at ${started?.t}`,
+    );
 
     // Used again, b loads again in place of the least recently used: a, now that c has run a job.
     assert.equal(text(await engine.transcribe(c, job(world.audio('on c')))), 'on c');
@@ -44,6 +51,19 @@ describe('the cap on loaded models (LRU)', () => {
       [false, true, true],
     );
     assert.equal(world.starts('lru-b'), 2);
+  });
+
+  it('starts the new model only once the evicted one has stopped: never both in memory', async (t) => {
+    const engine = new Engine(engineOptions({ maxLoadedModels: 1 }), testLogger());
+    t.after(() => engine.stop());
+    // Its worker takes 1.5 s to exit once asked to.
+    const [evicted, next] = [world.model('evict-slow-exit-1500'), world.model('evict-next')];
+    await engine.load(evicted);
+    await engine.load(next);
+    const exited = world.journal(evicted.id).find((entry) => entry.event === 'exit');
+    const started = world.journal(next.id).find((entry) => entry.event === 'start');
+    assert.ok(exited && started, 'the evicted worker exited and the next one started');
+    assert.ok(exited.t <= started.t, `the evicted worker exited at ${exited.t}, the next started at ${started.t}`);
   });
 
   it('never unloads a pinned model or a busy one, and refuses when every loaded model is either', async (t) => {
