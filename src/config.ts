@@ -43,6 +43,7 @@ export interface Config {
   requestTimeoutMs: number;
   jobTimeoutMs: number;
   rateLimitPerMinute: number;
+  authFailuresPerMinute: number;
   corsOrigins: string[];
   workerMaxJobs: number;
   workerMaxRssMb: number;
@@ -459,6 +460,16 @@ export const optionSpecs = [
     default: '0',
     description:
       'Requests per minute per API key (per client address without keys); past it, 429 with `retry-after`. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'authFailuresPerMinute',
+    env: 'EARSHOT_AUTH_FAILURES_PER_MINUTE',
+    flag: '--auth-failures-per-minute',
+    // Key guessing must be limited even with the rate limit off; a client with a right key fails none.
+    default: '10',
+    description:
+      'Failed API key checks (401) per client address per minute; past it, every request from that address that needs a key gets 429 `too_many_auth_failures` with `retry-after` until the minute is over, right key or not. 0 turns it off.',
     parse: integer(0),
   },
   {

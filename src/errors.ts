@@ -108,6 +108,12 @@ export const errorKinds = {
     code: 'rate_limit_exceeded',
     doc: 'More requests per minute than EARSHOT_RATE_LIMIT_PER_MINUTE (`retry-after` says when to retry).',
   },
+  too_many_auth_failures: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_auth_failures',
+    doc: 'More failed API key checks from this address than EARSHOT_AUTH_FAILURES_PER_MINUTE (`retry-after` says when to retry).',
+  },
   server_overloaded: {
     status: 429,
     type: 'server_error',

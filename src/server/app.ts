@@ -20,7 +20,7 @@ import type { ModelRegistry } from '../engine/models.ts';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { toApiError } from './errors.ts';
-import { ApiKeyChecker, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
+import { ApiKeyChecker, AuthFailureLimiter, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -196,7 +196,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...(config.publicMetrics ? ['/metrics'] : []),
   ]);
   const checker = new ApiKeyChecker(deps.apiKeys ?? []);
-  installApiKeyCheck(app, { checker, publicPaths });
+  installApiKeyCheck(app, {
+    checker,
+    publicPaths,
+    ...(config.authFailuresPerMinute > 0 && { failures: new AuthFailureLimiter(config.authFailuresPerMinute) }),
+  });
 
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {

@@ -81,17 +81,68 @@ export function clientIdentity(request: FastifyRequest): string {
   return request.apiKeyId === undefined ? `address:${request.ip}` : `key:${request.apiKeyId}`;
 }
 
+const FAILURE_WINDOW_MS = 60_000;
+// Entries expire with their window; past this many, expired ones are swept on the next failure.
+const SWEEP_ABOVE = 10_000;
+
+/**
+ * Failed key checks per client address, in fixed one-minute windows. The 401 comes before the rate
+ * limiter (which counts per key, so it cannot count a wrong one): without this, keys could be
+ * guessed at any speed. An address past its allowance is refused, right key or not, until its
+ * window ends: answering a right key would tell a guesser it had found one.
+ */
+export class AuthFailureLimiter {
+  private readonly windows = new Map<string, { failures: number; endsAt: number }>();
+
+  constructor(
+    private readonly maxPerMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Seconds until the address may try again, or undefined if it may now. */
+  retryAfter(address: string): number | undefined {
+    const window = this.windows.get(address);
+    if (!window || window.failures < this.maxPerMinute) return undefined;
+    const left = window.endsAt - this.now();
+    if (left <= 0) return undefined;
+    return Math.ceil(left / 1000);
+  }
+
+  recordFailure(address: string): void {
+    const now = this.now();
+    if (this.windows.size > SWEEP_ABOVE) {
+      for (const [key, window] of this.windows) if (window.endsAt <= now) this.windows.delete(key);
+    }
+    const window = this.windows.get(address);
+    if (window && window.endsAt > now) window.failures++;
+    else this.windows.set(address, { failures: 1, endsAt: now + FAILURE_WINDOW_MS });
+  }
+}
+
 /** Adds the key check to every route of the app but the public ones (and CORS preflights). */
 export function installApiKeyCheck(
   app: FastifyInstance,
-  options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string> },
+  options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string>; failures?: AuthFailureLimiter },
 ): void {
   app.decorateRequest('apiKeyId', undefined);
   if (!options.checker.enabled) return;
+  const { failures } = options;
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    const retryAfter = failures?.retryAfter(request.ip);
+    if (retryAfter !== undefined) {
+      throw new ApiError(
+        'too_many_auth_failures',
+        `Too many failed API key checks from your address; please try again in ${retryAfter}s.`,
+        null,
+        retryAfter,
+      );
+    }
     const result = options.checker.authenticate(request.headers.authorization);
-    if ('error' in result) throw result.error;
+    if ('error' in result) {
+      failures?.recordFailure(request.ip);
+      throw result.error;
+    }
     request.apiKeyId = result.keyId;
   });
 }

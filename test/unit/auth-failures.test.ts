@@ -1,0 +1,85 @@
+// Key guessing is limited per client address: the 401s come before the rate limiter (which counts
+// per key), so without this limit wrong keys could be tried at any speed.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config.ts';
+import type { Engine } from '../../src/engine/engine.ts';
+import { ModelRegistry, readBundledModels } from '../../src/engine/models.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { AuthFailureLimiter } from '../../src/server/plugins/auth.ts';
+
+async function app(env: Record<string, string> = {}) {
+  const config = loadConfig([], {
+    EARSHOT_LOG_LEVEL: 'fatal',
+    EARSHOT_TMP_DIR: mkdtempSync(path.join(os.tmpdir(), 'earshot-auth-')),
+    ...env,
+  });
+  const registry = new ModelRegistry({
+    defaultModel: 'base',
+    aliases: new Map(),
+    modelsDir: mkdtempSync(path.join(os.tmpdir(), 'earshot-models-')),
+    bundled: readBundledModels(),
+  });
+  const engine = { modelStatus: () => undefined, status: () => [] } as unknown as Engine;
+  return buildApp({ config, engine, registry, apiKeys: ['right-key-0123456789'] });
+}
+
+describe('failed API key checks', () => {
+  it('refuses an address after 10 failures a minute by default, right key or not; others are not affected', async () => {
+    const server = await app();
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      // Wrong keys and missing ones alike.
+      const headers = i % 2 === 0 ? { authorization: `Bearer guess-${i}` } : {};
+      statuses.push((await server.inject({ url: '/v1/models', headers })).statusCode);
+    }
+    assert.deepEqual(statuses, [...Array<number>(10).fill(401), 429, 429]);
+    const refused = await server.inject({
+      url: '/v1/models',
+      headers: { authorization: 'Bearer right-key-0123456789' },
+    });
+    assert.equal(refused.statusCode, 429, 'a right key does not tell the guesser it found one');
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'too_many_auth_failures');
+    const retryAfter = Number(refused.headers['retry-after']);
+    assert.ok(retryAfter > 0 && retryAfter <= 60, `retry-after ${retryAfter}`);
+
+    const other = await server.inject({
+      url: '/v1/models',
+      remoteAddress: '10.0.0.2',
+      headers: { authorization: 'Bearer right-key-0123456789' },
+    });
+    assert.equal(other.statusCode, 200, 'another address keeps its allowance');
+    assert.equal((await server.inject({ url: '/health' })).statusCode, 503, 'public paths answer as before');
+    await server.close();
+  });
+
+  it('can be set or turned off', async () => {
+    const strict = await app({ EARSHOT_AUTH_FAILURES_PER_MINUTE: '2' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await strict.inject({ url: '/api/ps' })).statusCode);
+    assert.deepEqual(statuses, [401, 401, 429]);
+    await strict.close();
+
+    const off = await app({ EARSHOT_AUTH_FAILURES_PER_MINUTE: '0' });
+    for (let i = 0; i < 20; i++) assert.equal((await off.inject({ url: '/v1/models' })).statusCode, 401);
+    await off.close();
+  });
+
+  it('lets the address try again once its minute is over', () => {
+    let now = 1_000_000;
+    const limiter = new AuthFailureLimiter(2, () => now);
+    limiter.recordFailure('a');
+    assert.equal(limiter.retryAfter('a'), undefined);
+    limiter.recordFailure('a');
+    assert.equal(limiter.retryAfter('a'), 60);
+    now += 59_500;
+    assert.equal(limiter.retryAfter('a'), 1);
+    now += 500;
+    assert.equal(limiter.retryAfter('a'), undefined);
+    limiter.recordFailure('a');
+    assert.equal(limiter.retryAfter('a'), undefined, 'a new window starts from one failure');
+  });
+});
