@@ -26,6 +26,7 @@ export interface Config {
   longAudioSeconds: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
+  maxConcurrentUploadsPerClient: number;
   maxUploadDiskBytes: number;
   maxUploadDiskBytesPerClient: number;
   tmpDir: string;
@@ -319,6 +320,16 @@ export const optionSpecs = [
     default: '64',
     description:
       'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 320 KiB per upload).',
+    parse: integer(1, 100_000),
+  },
+  {
+    key: 'maxConcurrentUploadsPerClient',
+    env: 'EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT',
+    flag: '--max-concurrent-uploads-per-client',
+    // A quarter of the default total: one client sending slowly cannot hold every slot until the deadline.
+    default: '16',
+    description:
+      'Uploads one API key (one client address without keys) may have being received at once; past it, 429 `too_many_client_uploads` with `retry-after`.',
     parse: integer(1, 100_000),
   },
   {

@@ -126,6 +126,12 @@ export const errorKinds = {
     code: 'too_many_uploads',
     doc: 'More uploads in progress than EARSHOT_MAX_CONCURRENT_UPLOADS (`retry-after` says when to retry).',
   },
+  too_many_client_uploads: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_client_uploads',
+    doc: 'This client has EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT uploads in progress already (`retry-after` says when to retry).',
+  },
   client_upload_limit: {
     status: 429,
     type: 'requests',

@@ -227,6 +227,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   const uploads = await UploadDirectory.create(config.tmpDir, {
     maxConcurrent: config.maxConcurrentUploads,
+    maxConcurrentPerClient: config.maxConcurrentUploadsPerClient,
     maxDiskBytes: config.maxUploadDiskBytes,
     maxDiskBytesPerClient: config.maxUploadDiskBytesPerClient,
   });
