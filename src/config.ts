@@ -40,6 +40,7 @@ export interface Config {
   maxAudioSeconds: number;
   maxQueuedJobs: number;
   maxHeaderBytes: number;
+  maxConnectionsPerAddress: number;
   uploadIdleTimeoutMs: number;
   requestTimeoutMs: number;
   jobTimeoutMs: number;
@@ -438,6 +439,17 @@ export const optionSpecs = [
     default: '16KiB',
     description: 'Largest request header block; larger gets 431.',
     parse: byteSize,
+  },
+  {
+    key: 'maxConnectionsPerAddress',
+    env: 'EARSHOT_MAX_CONNECTIONS_PER_ADDRESS',
+    flag: '--max-connections-per-address',
+    // An open connection holds a file descriptor until it is closed (idle, 60 s before its headers):
+    // without a cap one client could take them all, and the server could accept nothing else.
+    default: '256',
+    description:
+      'Connections one client address may hold open at once; past it, a new connection gets 429 `too_many_connections` and is closed. 0 turns it off.',
+    parse: integer(0),
   },
   {
     key: 'uploadIdleTimeoutMs',

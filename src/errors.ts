@@ -114,6 +114,12 @@ export const errorKinds = {
     code: 'too_many_auth_failures',
     doc: 'More failed API key checks from this address than EARSHOT_AUTH_FAILURES_PER_MINUTE (`retry-after` says when to retry).',
   },
+  too_many_connections: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_connections',
+    doc: 'This address holds EARSHOT_MAX_CONNECTIONS_PER_ADDRESS connections open already; the new one is closed.',
+  },
   server_overloaded: {
     status: 429,
     type: 'server_error',

@@ -149,6 +149,42 @@ function answerFrameworkError(
     .send(apiError.toJSON());
 }
 
+/**
+ * Caps the connections one client address holds open. Each holds a file descriptor until it closes
+ * (an idle one until Node's 60 s headers timeout), so without a cap one client could take every
+ * descriptor the process may open, and the server could accept no other connection, open no upload
+ * and start no worker. A connection past the cap gets a 429 and is closed; it is not logged (that
+ * would let a flood write the log), only counted.
+ */
+function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Metrics | undefined): void {
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      const error = new ApiError(
+        'too_many_connections',
+        `Too many connections from your address (${max} open); close some or reuse them.`,
+      );
+      const body = JSON.stringify(error.toJSON());
+      metrics?.observeRequest('unknown', 'unknown', error.status, 0);
+      socket.on('error', () => socket.destroy());
+      socket.end(
+        `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -171,6 +207,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     clientErrorHandler: (error, socket) => answerClientError(error, socket, app.log, deps.metrics),
     frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, deps.metrics),
   });
+
+  if (config.maxConnectionsPerAddress > 0) capConnectionsPerAddress(app, config.maxConnectionsPerAddress, deps.metrics);
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request, reply) => {
