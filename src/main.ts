@@ -80,7 +80,7 @@ function readApiKeys(): string[] {
   try {
     return loadApiKeys(config.apiKeys, config.apiKeyFile);
   } catch (error) {
-    log.fatal(`EARSHOT_API_KEY_FILE could not be read: ${(error as Error).message}`);
+    log.fatal(`The API keys could not be loaded: ${(error as Error).message}`);
     process.exit(2);
   }
 }

@@ -13,7 +13,16 @@ export function loadApiKeys(keys: readonly string[], keyFile: string | undefined
         .map((line) => line.trim())
         .filter((line) => line !== '' && !line.startsWith('#'))
     : [];
-  return [...new Set([...keys, ...fromFile])];
+  const all = [...new Set([...keys, ...fromFile])];
+  // Header values travel as bytes that Node reads as Latin-1: a key beyond printable ASCII would
+  // match for a client that sends Latin-1 and never for one that sends UTF-8 (curl, Node, the SDKs).
+  const unusable = all.findIndex((key) => !/^[\x20-\x7e]+$/.test(key));
+  if (unusable >= 0) {
+    throw new Error(
+      `API key ${unusable + 1} of ${all.length} (EARSHOT_API_KEYS first, then the key file) holds a character that is not printable ASCII; clients could not send it.`,
+    );
+  }
+  return all;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();

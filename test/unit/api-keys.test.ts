@@ -1,4 +1,4 @@
-// Key guessing is limited per client address: the 401s come before the rate limiter (which counts
+// API keys. Key guessing is limited per client address: the 401s come before the rate limiter (which counts
 // per key), so without this limit wrong keys could be tried at any speed.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { Engine } from '../../src/engine/engine.ts';
 import { ModelRegistry, readBundledModels } from '../../src/engine/models.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { AuthFailureLimiter } from '../../src/server/plugins/auth.ts';
+import { AuthFailureLimiter, loadApiKeys } from '../../src/server/plugins/auth.ts';
 
 async function app(env: Record<string, string> = {}) {
   const config = loadConfig([], {
@@ -81,5 +81,16 @@ describe('failed API key checks', () => {
     assert.equal(limiter.retryAfter('a'), undefined);
     limiter.recordFailure('a');
     assert.equal(limiter.retryAfter('a'), undefined, 'a new window starts from one failure');
+  });
+});
+
+describe('configured API keys', () => {
+  it('refuses at start a key that is not printable ASCII (clients sending UTF-8 could never match it), without showing it', () => {
+    assert.throws(
+      () => loadApiKeys(['ascii-key', 'clé-secrète'], undefined),
+      (error: Error) => /key 2 of 2 .* not printable ASCII/.test(error.message) && !error.message.includes('secr'),
+    );
+    assert.throws(() => loadApiKeys(['tab\tkey'], undefined), /not printable ASCII/);
+    assert.deepEqual(loadApiKeys(['sk-1', 'with inner space'], undefined), ['sk-1', 'with inner space']);
   });
 });
