@@ -35,6 +35,7 @@ export interface Config {
   logLevel: string;
   apiKeys: string[];
   apiKeyFile: string | undefined;
+  adminApiKeys: string[];
   publicHealth: boolean;
   publicMetrics: boolean;
   maxAudioSeconds: number;
@@ -399,6 +400,15 @@ export const optionSpecs = [
     default: '',
     description: 'A file of API keys, one per line (`#` starts a comment); added to EARSHOT_API_KEYS.',
     parse: optionalFile,
+  },
+  {
+    key: 'adminApiKeys',
+    env: 'EARSHOT_ADMIN_API_KEYS',
+    flag: '--admin-api-keys',
+    default: '',
+    description:
+      'Comma-separated keys for the admin API (`/api/ps`), which then refuses every other key with 403 `admin_key_required`; they are API keys too (setting them turns key checks on). Empty: any API key may use it.',
+    parse: list,
   },
   {
     key: 'publicHealth',

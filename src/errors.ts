@@ -102,6 +102,12 @@ export const errorKinds = {
     code: 'invalid_api_key',
     doc: 'The key is not one of the configured keys.',
   },
+  admin_key_required: {
+    status: 403,
+    type: 'invalid_request_error',
+    code: 'admin_key_required',
+    doc: 'Admin API: EARSHOT_ADMIN_API_KEYS is set and the key is not one of them.',
+  },
   rate_limited: {
     status: 429,
     type: 'requests',

@@ -233,10 +233,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...(config.publicHealth ? ['/health', '/ready'] : []),
     ...(config.publicMetrics ? ['/metrics'] : []),
   ]);
-  const checker = new ApiKeyChecker(deps.apiKeys ?? []);
+  const checker = new ApiKeyChecker([...(deps.apiKeys ?? []), ...config.adminApiKeys]);
   installApiKeyCheck(app, {
     checker,
     publicPaths,
+    ...(config.adminApiKeys.length > 0 && { admin: new ApiKeyChecker(config.adminApiKeys) }),
     ...(config.authFailuresPerMinute > 0 && { failures: new AuthFailureLimiter(config.authFailuresPerMinute) }),
   });
 

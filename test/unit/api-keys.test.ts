@@ -94,3 +94,33 @@ describe('configured API keys', () => {
     assert.deepEqual(loadApiKeys(['sk-1', 'with inner space'], undefined), ['sk-1', 'with inner space']);
   });
 });
+
+describe('admin keys (EARSHOT_ADMIN_API_KEYS)', () => {
+  it('are the only keys the admin API takes, however its path is spelled; they serve everything else too', async () => {
+    const server = await app({ EARSHOT_ADMIN_API_KEYS: 'admin-key-0123456789' });
+    const as = (key: string, url: string, method: 'GET' | 'DELETE' = 'GET') =>
+      server.inject({ url, method, headers: { authorization: `Bearer ${key}` } });
+    for (const [url, method] of [
+      ['/api/ps', 'GET'],
+      ['/api/p%73', 'GET'],
+      ['/api/ps/base', 'DELETE'],
+      ['/api/ps?x=1', 'GET'],
+    ] as const) {
+      const refused = await as('right-key-0123456789', url, method);
+      assert.equal(refused.statusCode, 403, `${method} ${url}: ${refused.body}`);
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, 'admin_key_required');
+    }
+    assert.equal((await as('admin-key-0123456789', '/api/ps')).statusCode, 200);
+    assert.equal((await as('admin-key-0123456789', '/v1/models')).statusCode, 200);
+    assert.equal((await as('right-key-0123456789', '/v1/models')).statusCode, 200);
+    assert.equal((await as('wrong', '/api/ps')).statusCode, 401);
+    await server.close();
+  });
+
+  it('leave the admin API to every API key when not set', async () => {
+    const server = await app();
+    const response = await server.inject({ url: '/api/ps', headers: { authorization: 'Bearer right-key-0123456789' } });
+    assert.equal(response.statusCode, 200);
+    await server.close();
+  });
+});

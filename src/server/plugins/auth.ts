@@ -131,7 +131,13 @@ export class AuthFailureLimiter {
 /** Adds the key check to every route of the app but the public ones (and CORS preflights). */
 export function installApiKeyCheck(
   app: FastifyInstance,
-  options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string>; failures?: AuthFailureLimiter },
+  options: {
+    checker: ApiKeyChecker;
+    publicPaths: ReadonlySet<string>;
+    failures?: AuthFailureLimiter;
+    /** The admin keys (EARSHOT_ADMIN_API_KEYS), when set: the only keys the admin API takes. */
+    admin?: ApiKeyChecker;
+  },
 ): void {
   app.decorateRequest('apiKeyId', undefined);
   if (!options.checker.enabled) return;
@@ -153,5 +159,11 @@ export function installApiKeyCheck(
       throw result.error;
     }
     request.apiKeyId = result.keyId;
+    // By the route matched, not the URL as sent: `/api/p%73` is the same route.
+    if (options.admin && request.routeOptions.url?.startsWith('/api/ps')) {
+      if ('error' in options.admin.authenticate(request.headers.authorization)) {
+        throw new ApiError('admin_key_required', 'The admin API takes only the admin keys (EARSHOT_ADMIN_API_KEYS).');
+      }
+    }
   });
 }
