@@ -20,7 +20,13 @@ import type { ModelRegistry } from '../engine/models.ts';
 import { ApiError, JobCancelledError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { toApiError } from './errors.ts';
-import { ApiKeyChecker, AuthFailureLimiter, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
+import {
+  ApiKeyChecker,
+  AuthFailureLimiter,
+  clientAddress,
+  clientIdentity,
+  installApiKeyCheck,
+} from './plugins/auth.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -159,7 +165,7 @@ function answerFrameworkError(
 function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Metrics | undefined): void {
   const open = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
+    const address = clientAddress(socket.remoteAddress);
     const count = open.get(address) ?? 0;
     if (count >= max) {
       const error = new ApiError(

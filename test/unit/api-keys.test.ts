@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { Engine } from '../../src/engine/engine.ts';
 import { ModelRegistry, readBundledModels } from '../../src/engine/models.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { AuthFailureLimiter, loadApiKeys } from '../../src/server/plugins/auth.ts';
+import { AuthFailureLimiter, clientAddress, loadApiKeys } from '../../src/server/plugins/auth.ts';
 
 async function app(env: Record<string, string> = {}) {
   const config = loadConfig([], {
@@ -121,6 +121,42 @@ describe('admin keys (EARSHOT_ADMIN_API_KEYS)', () => {
     const server = await app();
     const response = await server.inject({ url: '/api/ps', headers: { authorization: 'Bearer right-key-0123456789' } });
     assert.equal(response.statusCode, 200);
+    await server.close();
+  });
+});
+
+describe('client addresses in per-address limits', () => {
+  it('counts an IPv6 client by its /64 and an IPv4-mapped one as IPv4', () => {
+    assert.equal(clientAddress('203.0.113.7'), '203.0.113.7');
+    assert.equal(clientAddress('::ffff:203.0.113.7'), '203.0.113.7');
+    assert.equal(clientAddress('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientAddress('2001:0db8:0001:0002:ffff:1:2:3'), '2001:db8:1:2::/64');
+    assert.equal(clientAddress('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(clientAddress('2001:db8:0:0:1::'), '2001:db8:0:0::/64');
+    assert.equal(clientAddress('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(clientAddress('::1'), '0:0:0:0::/64');
+    assert.equal(clientAddress('64:ff9b::198.51.100.1'), '64:ff9b:0:0::/64');
+    assert.equal(clientAddress(undefined), 'unknown');
+  });
+
+  it('refuses key guessing from addresses rotated within one IPv6 /64', async () => {
+    const server = await app({ EARSHOT_AUTH_FAILURES_PER_MINUTE: '3' });
+    const statuses: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const response = await server.inject({
+        url: '/v1/models',
+        remoteAddress: `2001:db8:1:2::${i.toString(16)}`,
+        headers: { authorization: `Bearer guess-${i}` },
+      });
+      statuses.push(response.statusCode);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    const otherNetwork = await server.inject({
+      url: '/v1/models',
+      remoteAddress: '2001:db8:1:3::1',
+      headers: { authorization: 'Bearer right-key-0123456789' },
+    });
+    assert.equal(otherNetwork.statusCode, 200);
     await server.close();
   });
 });

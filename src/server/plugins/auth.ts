@@ -83,11 +83,34 @@ declare module 'fastify' {
 }
 
 /**
+ * The client an address stands for in per-address limits: an IPv4 address itself (also when it comes
+ * IPv4-mapped, `::ffff:1.2.3.4`), an IPv6 address by its /64 prefix. One IPv6 host is usually given a
+ * whole /64: counted by full address, a client could rotate through them and never meet a limit.
+ */
+export function clientAddress(ip: string | undefined): string {
+  if (!ip) return 'unknown';
+  const address = ip.split('%')[0] ?? ip;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] ?? address;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const tailGroups = tail === '' ? [] : tail.split(':');
+    // An embedded IPv4 address (the last 32 bits) stands for two groups.
+    const tailLength = tailGroups.reduce((length, group) => length + (group.includes('.') ? 2 : 1), 0);
+    groups.push(...Array<string>(Math.max(0, 8 - groups.length - tailLength)).fill('0'), ...tailGroups);
+  }
+  const prefix = groups.slice(0, 4).map((group) => (Number.parseInt(group, 16) || 0).toString(16));
+  return `${prefix.join(':')}::/64`;
+}
+
+/**
  * Who a request counts against for per-client limits (rate, upload space): its API key when keys are
  * in use (by identity, so every spelling of the header is one client), else its address.
  */
 export function clientIdentity(request: FastifyRequest): string {
-  return request.apiKeyId === undefined ? `address:${request.ip}` : `key:${request.apiKeyId}`;
+  return request.apiKeyId === undefined ? `address:${clientAddress(request.ip)}` : `key:${request.apiKeyId}`;
 }
 
 const FAILURE_WINDOW_MS = 60_000;
@@ -144,7 +167,7 @@ export function installApiKeyCheck(
   const { failures } = options;
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
-    const retryAfter = failures?.retryAfter(request.ip);
+    const retryAfter = failures?.retryAfter(clientAddress(request.ip));
     if (retryAfter !== undefined) {
       throw new ApiError(
         'too_many_auth_failures',
@@ -155,7 +178,7 @@ export function installApiKeyCheck(
     }
     const result = options.checker.authenticate(request.headers.authorization);
     if ('error' in result) {
-      failures?.recordFailure(request.ip);
+      failures?.recordFailure(clientAddress(request.ip));
       throw result.error;
     }
     request.apiKeyId = result.keyId;
