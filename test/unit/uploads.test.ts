@@ -246,6 +246,22 @@ describe('one client sending slowly (real sockets, stub engine)', () => {
       });
       assert.equal(other.statusCode, 200, other.body);
       for (const answer of held) assert.equal(answer(), '', 'the slow uploads are still being received');
+
+      // Clients that hang up part way give their slots back: ten rounds of three, then one that is served.
+      for (let round = 0; round < 10; round++) {
+        for (const socket of sockets.splice(0)) socket.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        for (let i = 0; i < 3; i++) await holdSlot('slow-key');
+      }
+      for (const socket of sockets.splice(0)) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const served = await app.inject({
+        method: 'POST',
+        url: '/v1/audio/transcriptions',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, authorization: 'Bearer slow-key' },
+        payload: multipart([['model', 'whisper-1']]),
+      });
+      assert.equal(served.statusCode, 200, served.body);
     } finally {
       for (const socket of sockets) socket.destroy();
       await app.close();
