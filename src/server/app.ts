@@ -206,7 +206,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: 1024 * 1024,
     // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
     // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
-    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000 },
+    // requireHostHeader: Node's own 400 for an HTTP/1.1 request without Host has no body, no
+    // x-request-id and no log line; the hook below answers it in OpenAI's shape instead.
+    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000, requireHostHeader: false },
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
@@ -225,6 +227,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       request.summary.error ??= 'client_disconnected';
       recordRequest(request, reply, CLIENT_CLOSED, deps.metrics);
     });
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return;
+    reply.header('connection', 'close');
+    throw new ApiError('malformed_http', 'The request is not valid HTTP (an HTTP/1.1 request needs a Host header).');
   });
   app.addHook('onResponse', async (request, reply) => recordRequest(request, reply, reply.statusCode, deps.metrics));
 

@@ -83,3 +83,44 @@ describe('connections per client address', () => {
     }
   });
 });
+
+describe('an HTTP/1.1 request without a Host header', () => {
+  it('gets a 400 in OpenAI shape with an x-request-id, and the connection closed', async () => {
+    const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-no-host-'));
+    const config = loadConfig([], { EARSHOT_TMP_DIR: tmpDir, EARSHOT_LOG_LEVEL: 'silent' });
+    const registry = new ModelRegistry({
+      defaultModel: 'base',
+      aliases: new Map(),
+      modelsDir: mkdtempSync(path.join(tmpDir, 'models-')),
+      bundled: readBundledModels(),
+    });
+    const engine = { modelStatus: () => undefined } as unknown as Engine;
+    const app = await buildApp({ config, engine, registry, apiKeys: ['k'] });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as net.AddressInfo;
+    try {
+      const connection = await connect(port, 'GET /v1/models HTTP/1.1\r\nAuthorization: Bearer k\r\n\r\n');
+      await sleep(500);
+      const [head = '', body = ''] = connection.received().split('\r\n\r\n');
+      assert.match(head, /^HTTP\/1.1 400 /);
+      assert.match(head, /\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+      assert.match(head, /\r\nconnection: close\r\n/i);
+      assert.deepEqual(JSON.parse(body), {
+        error: {
+          message: 'The request is not valid HTTP (an HTTP/1.1 request needs a Host header).',
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        },
+      });
+      assert.ok(connection.closed());
+      // HTTP/1.0 needs none.
+      const old = await connect(port, 'GET /v1/models HTTP/1.0\r\nAuthorization: Bearer k\r\n\r\n');
+      await sleep(300);
+      assert.match(old.received(), /^HTTP\/1.1 200 /);
+    } finally {
+      await app.close();
+      rmSync(tmpDir, { recursive: true, force: true });
+    }
+  });
+});
