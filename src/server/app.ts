@@ -239,6 +239,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
       exposedHeaders: ['x-request-id', 'retry-after'],
+      // Strict, an OPTIONS request that is not a preflight (no Origin) got a text/plain 400, not
+      // OpenAI's shape; answered as a preflight instead, it still allows no origin.
+      strictPreflight: false,
     });
   }
 

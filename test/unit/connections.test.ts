@@ -124,3 +124,40 @@ describe('an HTTP/1.1 request without a Host header', () => {
     }
   });
 });
+
+describe('OPTIONS with CORS on', () => {
+  it('answers an OPTIONS that is not a preflight without a text/plain error, and allows no origin by it', async () => {
+    const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-options-'));
+    const config = loadConfig([], {
+      EARSHOT_TMP_DIR: tmpDir,
+      EARSHOT_LOG_LEVEL: 'silent',
+      EARSHOT_CORS_ORIGINS: 'https://app.example',
+    });
+    const registry = new ModelRegistry({
+      defaultModel: 'base',
+      aliases: new Map(),
+      modelsDir: mkdtempSync(path.join(tmpDir, 'models-')),
+      bundled: readBundledModels(),
+    });
+    const engine = { modelStatus: () => undefined } as unknown as Engine;
+    const app = await buildApp({ config, engine, registry, apiKeys: ['k'] });
+    try {
+      for (const headers of [{}, { origin: 'https://evil.example' }, { 'access-control-request-method': 'POST' }]) {
+        const response = await app.inject({ method: 'OPTIONS', url: '/v1/audio/transcriptions', headers });
+        assert.notEqual(response.headers['content-type'], 'text/plain', response.body);
+        assert.ok(response.statusCode < 400, `${response.statusCode} ${response.body}`);
+        assert.equal(response.headers['access-control-allow-origin'], undefined);
+      }
+      const preflight = await app.inject({
+        method: 'OPTIONS',
+        url: '/v1/audio/transcriptions',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+      });
+      assert.equal(preflight.statusCode, 204);
+      assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example');
+    } finally {
+      await app.close();
+      rmSync(tmpDir, { recursive: true, force: true });
+    }
+  });
+});
