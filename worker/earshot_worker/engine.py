@@ -210,9 +210,11 @@ def share_prompt_between_hotwords_and_previous_text(whisper: WhisperModel) -> No
             hotword_count = min(len(tokenizer.encode(" " + hotwords.strip())), half)
             room = half - hotword_count
             previous_tokens = previous_tokens[-room:] if room > 0 else []
-        return original(tokenizer, previous_tokens, without_timestamps, prefix, hotwords)
+        prompt: list[int] = original(tokenizer, previous_tokens, without_timestamps, prefix, hotwords)
+        return prompt
 
-    whisper.get_prompt = get_prompt  # type: ignore[method-assign]
+    # On this instance only; both pipelines call it as whisper.get_prompt.
+    setattr(whisper, "get_prompt", get_prompt)
 
 
 def warm_up(model: WhisperModel) -> None:
