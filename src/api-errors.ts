@@ -220,6 +220,13 @@ export const errorKinds = {
     message: (p: { maskedKey: string }) => `Incorrect API key provided: ${p.maskedKey}.`,
     doc: 'The key is not one of the configured keys.',
   },
+  admin_key_required: {
+    status: 403,
+    type: 'invalid_request_error',
+    code: 'admin_key_required',
+    message: () => 'The admin API takes only the admin keys (EARSHOT_ADMIN_API_KEYS).',
+    doc: 'Admin API: EARSHOT_ADMIN_API_KEYS is set and the key is not one of them.',
+  },
   rate_limited: {
     status: 429,
     type: 'requests',
@@ -227,6 +234,22 @@ export const errorKinds = {
     message: (p: { max: number; retryAfterSeconds: number }) =>
       `Rate limit reached: ${p.max} requests per minute. Please try again in ${p.retryAfterSeconds}s.`,
     doc: 'More requests per minute than EARSHOT_RATE_LIMIT_PER_MINUTE (`retry-after` says when to retry).',
+  },
+  too_many_auth_failures: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_auth_failures',
+    message: (p: { retryAfterSeconds: number }) =>
+      `Too many failed API key checks from your address; please try again in ${p.retryAfterSeconds}s.`,
+    doc: 'More failed API key checks from this address than EARSHOT_AUTH_FAILURES_PER_MINUTE (`retry-after` says when to retry).',
+  },
+  too_many_connections: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_connections',
+    message: (p: { max: number }) =>
+      `Too many connections from your address (${p.max} open); close some or reuse them.`,
+    doc: 'This address holds EARSHOT_MAX_CONNECTIONS_PER_ADDRESS connections open already; the new one is closed.',
   },
   server_overloaded: {
     status: 429,
@@ -243,6 +266,14 @@ export const errorKinds = {
     message: (p: { max: number; retryAfterSeconds: number }) =>
       `Too many uploads in progress (${p.max}); please try again in ${p.retryAfterSeconds}s.`,
     doc: 'More uploads in progress than EARSHOT_MAX_CONCURRENT_UPLOADS (`retry-after` says when to retry).',
+  },
+  too_many_client_uploads: {
+    status: 429,
+    type: 'requests',
+    code: 'too_many_client_uploads',
+    message: (p: { uploads: number; retryAfterSeconds: number }) =>
+      `You have ${p.uploads} uploads in progress, the most allowed per client; please try again in ${p.retryAfterSeconds}s.`,
+    doc: 'This client has EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT uploads in progress already (`retry-after` says when to retry).',
   },
   client_upload_limit: {
     status: 429,

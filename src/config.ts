@@ -26,6 +26,7 @@ export interface Config {
   longAudioSeconds: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
+  maxConcurrentUploadsPerClient: number;
   maxUploadDiskBytes: number;
   maxUploadDiskBytesPerClient: number;
   tmpDir: string;
@@ -34,15 +35,18 @@ export interface Config {
   logLevel: string;
   apiKeys: string[];
   apiKeyFile: string | undefined;
+  adminApiKeys: string[];
   publicHealth: boolean;
   publicMetrics: boolean;
   maxAudioSeconds: number;
   maxQueuedJobs: number;
   maxHeaderBytes: number;
+  maxConnectionsPerAddress: number;
   uploadIdleTimeoutMs: number;
   requestTimeoutMs: number;
   jobTimeoutMs: number;
   rateLimitPerMinute: number;
+  authFailuresPerMinute: number;
   corsOrigins: string[];
   workerMaxJobs: number;
   workerMaxRssMb: number;
@@ -321,6 +325,16 @@ export const optionSpecs = [
     parse: integer(1, 100_000),
   },
   {
+    key: 'maxConcurrentUploadsPerClient',
+    env: 'EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT',
+    flag: '--max-concurrent-uploads-per-client',
+    // A quarter of the default total: one client sending slowly cannot hold every slot until the deadline.
+    default: '16',
+    description:
+      'Uploads one API key (one client address without keys) may have being received at once; past it, 429 `too_many_client_uploads` with `retry-after`.',
+    parse: integer(1, 100_000),
+  },
+  {
     key: 'maxUploadDiskBytes',
     env: 'EARSHOT_MAX_UPLOAD_DISK_BYTES',
     flag: '--max-upload-disk-bytes',
@@ -388,6 +402,15 @@ export const optionSpecs = [
     parse: optionalFile,
   },
   {
+    key: 'adminApiKeys',
+    env: 'EARSHOT_ADMIN_API_KEYS',
+    flag: '--admin-api-keys',
+    default: '',
+    description:
+      'Comma-separated keys for the admin API (`/api/ps`), which then refuses every other key with 403 `admin_key_required`; they are API keys too (setting them turns key checks on). Empty: any API key may use it.',
+    parse: list,
+  },
+  {
     key: 'publicHealth',
     env: 'EARSHOT_PUBLIC_HEALTH',
     flag: '--public-health',
@@ -428,6 +451,17 @@ export const optionSpecs = [
     parse: byteSize,
   },
   {
+    key: 'maxConnectionsPerAddress',
+    env: 'EARSHOT_MAX_CONNECTIONS_PER_ADDRESS',
+    flag: '--max-connections-per-address',
+    // An open connection holds a file descriptor until it is closed (idle, 60 s before its headers):
+    // without a cap one client could take them all, and the server could accept nothing else.
+    default: '256',
+    description:
+      'Connections one client address may hold open at once; past it, a new connection gets 429 `too_many_connections` and is closed. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
     key: 'uploadIdleTimeoutMs',
     env: 'EARSHOT_UPLOAD_IDLE_TIMEOUT_MS',
     flag: '--upload-idle-timeout-ms',
@@ -459,6 +493,16 @@ export const optionSpecs = [
     default: '0',
     description:
       'Requests per minute per API key (per client address without keys); past it, 429 with `retry-after`. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'authFailuresPerMinute',
+    env: 'EARSHOT_AUTH_FAILURES_PER_MINUTE',
+    flag: '--auth-failures-per-minute',
+    // Key guessing must be limited even with the rate limit off; a client with a right key fails none.
+    default: '10',
+    description:
+      'Failed API key checks (401) per client address per minute; past it, every request from that address that needs a key gets 429 `too_many_auth_failures` with `retry-after` until the minute is over, right key or not. 0 turns it off.',
     parse: integer(0),
   },
   {

@@ -91,9 +91,11 @@ const engine = new Engine(
 metrics.watchEngine(engine);
 function readApiKeys(): string[] {
   try {
+    // Admin keys are API keys too; checked alike, so that a bad one stops the start.
+    loadApiKeys(config.adminApiKeys, undefined);
     return loadApiKeys(config.apiKeys, config.apiKeyFile);
   } catch (error) {
-    log.fatal(`EARSHOT_API_KEY_FILE could not be read: ${(error as Error).message}`);
+    log.fatal(`The API keys could not be loaded: ${(error as Error).message}`);
     process.exit(2);
   }
 }

@@ -19,7 +19,13 @@ import { isEngineError } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AppDependencies, RequestSummary } from './context.ts';
 import { rateLimitedError, toApiError } from './error-translation.ts';
-import { ApiKeyChecker, clientIdentity, installApiKeyCheck } from './plugins/auth.ts';
+import {
+  ApiKeyChecker,
+  AuthFailureLimiter,
+  clientAddress,
+  clientIdentity,
+  installApiKeyCheck,
+} from './plugins/auth.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -112,6 +118,39 @@ function answerFrameworkError(
     .send(apiError.toJSON());
 }
 
+/**
+ * Caps the connections one client address holds open. Each holds a file descriptor until it closes
+ * (an idle one until Node's 60 s headers timeout), so without a cap one client could take every
+ * descriptor the process may open, and the server could accept no other connection, open no upload
+ * and start no worker. A connection past the cap gets a 429 and is closed; it is not logged (that
+ * would let a flood write the log), only counted.
+ */
+function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Metrics | undefined): void {
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const address = clientAddress(socket.remoteAddress);
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      const error = new ApiError('too_many_connections', { max });
+      const body = JSON.stringify(error.toJSON());
+      metrics?.observeRequest('unknown', 'unknown', error.status, 0);
+      socket.on('error', () => socket.destroy());
+      socket.end(
+        `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -127,13 +166,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: 1024 * 1024,
     // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
     // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
-    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000 },
+    // requireHostHeader: Node's own 400 for an HTTP/1.1 request without Host has no body, no
+    // x-request-id and no log line; the hook below answers it in OpenAI's shape instead.
+    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000, requireHostHeader: false },
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
     clientErrorHandler: (error, socket) => answerClientError(error, socket, app.log, deps.metrics),
     frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, deps.metrics),
   });
+
+  if (config.maxConnectionsPerAddress > 0) capConnectionsPerAddress(app, config.maxConnectionsPerAddress, deps.metrics);
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request, reply) => {
@@ -145,12 +188,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       recordRequest(request, reply, CLIENT_CLOSED, deps.metrics);
     });
   });
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return;
+    reply.header('connection', 'close');
+    throw new ApiError('malformed_http', { problem: 'an HTTP/1.1 request needs a Host header' });
+  });
   app.addHook('onResponse', async (request, reply) => recordRequest(request, reply, reply.statusCode, deps.metrics));
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
       exposedHeaders: ['x-request-id', 'retry-after'],
+      // Strict, an OPTIONS request that is not a preflight (no Origin) got a text/plain 400, not
+      // OpenAI's shape; answered as a preflight instead, it still allows no origin.
+      strictPreflight: false,
     });
   }
 
@@ -158,8 +209,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...(config.publicHealth ? ['/health', '/ready'] : []),
     ...(config.publicMetrics ? ['/metrics'] : []),
   ]);
-  const checker = new ApiKeyChecker(deps.apiKeys ?? []);
-  installApiKeyCheck(app, { checker, publicPaths });
+  const checker = new ApiKeyChecker([...(deps.apiKeys ?? []), ...config.adminApiKeys]);
+  installApiKeyCheck(app, {
+    checker,
+    publicPaths,
+    ...(config.adminApiKeys.length > 0 && { admin: new ApiKeyChecker(config.adminApiKeys) }),
+    ...(config.authFailuresPerMinute > 0 && { failures: new AuthFailureLimiter(config.authFailuresPerMinute) }),
+  });
 
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
@@ -180,6 +236,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   const uploads = await UploadDirectory.create(config.tmpDir, {
     maxConcurrent: config.maxConcurrentUploads,
+    maxConcurrentPerClient: config.maxConcurrentUploadsPerClient,
     maxDiskBytes: config.maxUploadDiskBytes,
     maxDiskBytesPerClient: config.maxUploadDiskBytesPerClient,
   });

@@ -3,7 +3,7 @@
 // The temporary file is the caller's to remove, on every path, with `remove()`.
 //
 // What uploads may hold is bounded: text fields (64 KiB each, 256 KiB per form), uploads received at
-// once (EARSHOT_MAX_CONCURRENT_UPLOADS), temporary disk space in total and per client (each upload
+// once (EARSHOT_MAX_CONCURRENT_UPLOADS, and per client), temporary disk space in total and per client (each upload
 // reserves its Content-Length when it starts and keeps its file's size until the file is removed),
 // and time (no byte for EARSHOT_UPLOAD_IDLE_TIMEOUT_MS, or not whole by EARSHOT_REQUEST_TIMEOUT_MS).
 // A refused or stopped upload's file is closed and removed before the answer goes out.
@@ -42,6 +42,8 @@ const RETRY_AFTER_SECONDS = 5;
 
 export interface UploadLimits {
   maxConcurrent: number;
+  /** Uploads one client (key, or address without keys) may have being received at once. */
+  maxConcurrentPerClient: number;
   maxDiskBytes: number;
   maxDiskBytesPerClient: number;
 }
@@ -64,7 +66,7 @@ export class Reservation {
   doneReading(): void {
     if (!this.reading) return;
     this.reading = false;
-    this.budget.uploading--;
+    this.budget.endReading(this.client);
   }
 
   /** The file is on disk: keep its real size reserved, no more. */
@@ -87,12 +89,22 @@ export class UploadBudget {
   uploading = 0;
   diskBytes = 0;
   private readonly clientBytes = new Map<string, number>();
+  private readonly clientUploads = new Map<string, number>();
 
   constructor(readonly limits: UploadLimits) {}
 
   /** Admits an upload that will hold at most `bytes` on disk, or throws the 429/503 that refuses it. */
   admit(client: string, bytes: number): Reservation {
-    const { maxConcurrent, maxDiskBytes, maxDiskBytesPerClient } = this.limits;
+    const { maxConcurrent, maxConcurrentPerClient, maxDiskBytes, maxDiskBytesPerClient } = this.limits;
+    // Checked first: a client holding its own slots is told so, not that the server is busy.
+    const uploads = this.clientUploads.get(client) ?? 0;
+    if (uploads >= maxConcurrentPerClient) {
+      throw new ApiError(
+        'too_many_client_uploads',
+        { uploads, retryAfterSeconds: RETRY_AFTER_SECONDS },
+        { retryAfterSeconds: RETRY_AFTER_SECONDS },
+      );
+    }
     if (this.uploading >= maxConcurrent) {
       throw new ApiError(
         'too_many_uploads',
@@ -117,8 +129,16 @@ export class UploadBudget {
       );
     }
     this.uploading++;
+    this.clientUploads.set(client, uploads + 1);
     this.addDisk(client, bytes);
     return new Reservation(this, client, bytes);
+  }
+
+  endReading(client: string): void {
+    this.uploading--;
+    const uploads = (this.clientUploads.get(client) ?? 0) - 1;
+    if (uploads > 0) this.clientUploads.set(client, uploads);
+    else this.clientUploads.delete(client);
   }
 
   addDisk(client: string, delta: number): void {

@@ -182,4 +182,32 @@ describe('operating earshot: keys, limits, CORS, readiness, metrics, logs', () =
     assert.equal((await fetch(`${server.url}/health`)).status, 200, 'health is never rate limited');
     assert.ok((await client.models.list()).data.length > 0, 'another key keeps its own budget');
   });
+
+  // Last: it leaves this address refused for a minute.
+  it('limits failed key checks per address: past 10 a minute, 429 even for a right key, raised by the SDK', async () => {
+    const guesser = new OpenAI({ baseURL: server.baseURL, apiKey: 'sk-a-guess', maxRetries: 0 });
+    let failures = 0;
+    for (let i = 0; i < 20; i++) {
+      try {
+        await guesser.models.list();
+        assert.fail('a guess was accepted');
+      } catch (error) {
+        if (error instanceof OpenAI.RateLimitError) break;
+        assert.ok(error instanceof OpenAI.AuthenticationError, String(error));
+        failures++;
+      }
+    }
+    // The earlier tests of this file failed some key checks from this address too.
+    assert.ok(failures >= 1 && failures <= 10, `${failures} failed checks before the 429`);
+    const refusal = await fetch(`${server.baseURL}/models`, { headers: { authorization: `Bearer ${KEY}` } });
+    assert.ok(Number(refusal.headers.get('retry-after')) >= 1);
+    await assertErrorResponse(refusal, {
+      status: 429,
+      type: 'requests',
+      param: null,
+      code: 'too_many_auth_failures',
+      message: /^Too many failed API key checks from your address/,
+    });
+    assert.equal((await fetch(`${server.url}/health`)).status, 200, 'public paths still answer');
+  });
 });

@@ -135,6 +135,8 @@ describe('many slow uploads trickling big form fields (EARSHOT_MAX_CONCURRENT_UP
       EARSHOT_DEFAULT_MODEL: 'tiny.en',
       EARSHOT_TMP_DIR: tmpDir,
       EARSHOT_MAX_CONCURRENT_UPLOADS: '20',
+      // All the clients here share one address: the cap under test is the server-wide one.
+      EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT: '1000',
       // Only the limits on form data are under test here.
       EARSHOT_MAX_UPLOAD_DISK_BYTES: '1000GiB',
       EARSHOT_MAX_UPLOAD_DISK_BYTES_PER_CLIENT: '1000GiB',

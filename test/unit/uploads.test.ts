@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
@@ -139,7 +140,7 @@ describe('upload limits (app with a stub engine)', () => {
 });
 
 describe('the upload budget', () => {
-  const limits = { maxConcurrent: 3, maxDiskBytes: 250, maxDiskBytesPerClient: 150 };
+  const limits = { maxConcurrent: 3, maxConcurrentPerClient: 3, maxDiskBytes: 250, maxDiskBytesPerClient: 150 };
 
   it('refuses uploads past the cap on uploads at once with 429 too_many_uploads and retry-after', () => {
     const budget = new UploadBudget(limits);
@@ -176,5 +177,93 @@ describe('the upload budget', () => {
     assert.equal(budget.diskBytes, 0);
     const alone = new UploadBudget({ ...limits, maxDiskBytes: 10, maxDiskBytesPerClient: 10 });
     alone.admit('a', 100).release();
+  });
+
+  it('refuses a client past its own cap on uploads at once with 429 too_many_client_uploads; others still get slots', () => {
+    const budget = new UploadBudget({ ...limits, maxConcurrent: 4, maxConcurrentPerClient: 2 });
+    const held = [budget.admit('a', 1), budget.admit('a', 1)];
+    assert.throws(() => budget.admit('a', 1), { kind: 'too_many_client_uploads', status: 429, retryAfterSeconds: 5 });
+    const other = budget.admit('b', 1);
+    held[0]?.doneReading();
+    held[0]?.doneReading();
+    const again = budget.admit('a', 1);
+    for (const reservation of [...held, other, again]) reservation.release();
+    assert.equal(budget.uploading, 0);
+    assert.deepEqual(budget.admit('a', 1).client, 'a', 'every slot is given back');
+  });
+});
+
+describe('one client sending slowly (real sockets, stub engine)', () => {
+  it('holds at most EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT slots; another key still uploads', async () => {
+    const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'earshot-unit-slots-'));
+    const config = loadConfig([], {
+      EARSHOT_TMP_DIR: tmpDir,
+      EARSHOT_LOG_LEVEL: 'silent',
+      EARSHOT_MAX_CONCURRENT_UPLOADS: '8',
+      EARSHOT_MAX_CONCURRENT_UPLOADS_PER_CLIENT: '3',
+    });
+    const engine = { transcribe: async () => TRANSCRIPT } as unknown as Engine;
+    const registry = {
+      resolve: (name: string) => ({ id: name, source: { kind: 'bundled' } }),
+    } as unknown as ModelRegistry;
+    const app = await buildApp({ config, engine, registry, apiKeys: ['slow-key', 'other-key'] });
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(address);
+    const sockets: net.Socket[] = [];
+    // A body announced at 100 bytes of which only the start is sent: the upload holds its slot.
+    const holdSlot = async (key: string) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      sockets.push(socket);
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(
+        `POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+          `Content-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 100\r\n\r\n--${BOUNDARY}\r\n`,
+      );
+      return () => answer;
+    };
+    try {
+      const held = [];
+      for (let i = 0; i < 3; i++) held.push(await holdSlot('slow-key'));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const refused = await app.inject({
+        method: 'POST',
+        url: '/v1/audio/transcriptions',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, authorization: 'Bearer slow-key' },
+        payload: multipart([['model', 'whisper-1']]),
+      });
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, 'too_many_client_uploads');
+      assert.equal(refused.headers['retry-after'], '5');
+      const other = await app.inject({
+        method: 'POST',
+        url: '/v1/audio/transcriptions',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, authorization: 'Bearer other-key' },
+        payload: multipart([['model', 'whisper-1']]),
+      });
+      assert.equal(other.statusCode, 200, other.body);
+      for (const answer of held) assert.equal(answer(), '', 'the slow uploads are still being received');
+
+      // Clients that hang up part way give their slots back: ten rounds of three, then one that is served.
+      for (let round = 0; round < 10; round++) {
+        for (const socket of sockets.splice(0)) socket.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        for (let i = 0; i < 3; i++) await holdSlot('slow-key');
+      }
+      for (const socket of sockets.splice(0)) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const served = await app.inject({
+        method: 'POST',
+        url: '/v1/audio/transcriptions',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, authorization: 'Bearer slow-key' },
+        payload: multipart([['model', 'whisper-1']]),
+      });
+      assert.equal(served.statusCode, 200, served.body);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await app.close();
+      await rm(tmpDir, { recursive: true, force: true });
+    }
   });
 });

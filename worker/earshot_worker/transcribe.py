@@ -172,7 +172,30 @@ def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
         local_files_only=local_files_only,
     )
     whisper.model = Interruptible(AlignmentRecorder(whisper.model))
+    share_prompt_between_hotwords_and_previous_text(whisper)
     return whisper
+
+
+def share_prompt_between_hotwords_and_previous_text(whisper: WhisperModel) -> None:
+    """faster-whisper gives hotwords and the previous text (the initial prompt, then the text decoded
+    so far) up to half of the 448-token context each: with both long, the prompt filled the context
+    and every window decoded to nothing. Whisper's design keeps the whole prompt to one half; here the
+    hotwords come first and the previous text gets what is left of that half (its most recent tokens).
+    Both the sequential and the batched pipeline build their prompts with this method."""
+    original = whisper.get_prompt
+    half = whisper.max_length // 2 - 1
+
+    def get_prompt(tokenizer: Any, previous_tokens: list[int], without_timestamps: bool = False,
+                   prefix: str | None = None, hotwords: str | None = None) -> list[int]:
+        if hotwords and not prefix and previous_tokens:
+            hotword_count = min(len(tokenizer.encode(" " + hotwords.strip())), half)
+            room = half - hotword_count
+            previous_tokens = previous_tokens[-room:] if room > 0 else []
+        prompt: list[int] = original(tokenizer, previous_tokens, without_timestamps, prefix, hotwords)
+        return prompt
+
+    # On this instance only; both pipelines call it as whisper.get_prompt.
+    setattr(whisper, "get_prompt", get_prompt)
 
 
 def warm_up(model: WhisperModel) -> None:

@@ -118,6 +118,19 @@ def test_jfk_is_transcribed_as_info_then_segments_then_done(tiny_worker, audio_d
     assert normalise(transcript(messages)) == normalise(JFK_REFERENCE)
 
 
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_long_hotwords_with_a_long_prompt_still_transcribe(tiny_worker, audio_dir, batch_size):
+    # Hotwords and the prompt (previous text) each took up to half of Whisper's 448-token context:
+    # with both long, nothing was left to decode into and the transcript came back empty.
+    words = "Kubernetes PostgreSQL earshot faster-whisper CTranslate2 " * 1200
+    options = {"hotwords": words[:1000], "initial_prompt": words[:60000]}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    messages = tiny_worker.transcribe(audio_dir / "jfk.flac", options)
+    assert_succeeded(messages)
+    assert "fellow americans" in normalise(transcript(messages))
+
+
 def test_segments_carry_exactly_the_documented_fields(tiny_worker, audio_dir):
     messages = tiny_worker.transcribe(audio_dir / "jfk.flac")
     assert_succeeded(messages)

@@ -13,7 +13,16 @@ export function loadApiKeys(keys: readonly string[], keyFile: string | undefined
         .map((line) => line.trim())
         .filter((line) => line !== '' && !line.startsWith('#'))
     : [];
-  return [...new Set([...keys, ...fromFile])];
+  const all = [...new Set([...keys, ...fromFile])];
+  // Header values travel as bytes that Node reads as Latin-1: a key beyond printable ASCII would
+  // match for a client that sends Latin-1 and never for one that sends UTF-8 (curl, Node, the SDKs).
+  const unusable = all.findIndex((key) => !/^[\x20-\x7e]+$/.test(key));
+  if (unusable >= 0) {
+    throw new Error(
+      `API key ${unusable + 1} of ${all.length} (EARSHOT_API_KEYS first, then the key file) holds a character that is not printable ASCII; clients could not send it.`,
+    );
+  }
+  return all;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -71,24 +80,109 @@ declare module 'fastify' {
 }
 
 /**
+ * The client an address stands for in per-address limits: an IPv4 address itself (also when it comes
+ * IPv4-mapped, `::ffff:1.2.3.4`), an IPv6 address by its /64 prefix. One IPv6 host is usually given a
+ * whole /64: counted by full address, a client could rotate through them and never meet a limit.
+ */
+export function clientAddress(ip: string | undefined): string {
+  if (!ip) return 'unknown';
+  const address = ip.split('%')[0] ?? ip;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] ?? address;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const tailGroups = tail === '' ? [] : tail.split(':');
+    // An embedded IPv4 address (the last 32 bits) stands for two groups.
+    const tailLength = tailGroups.reduce((length, group) => length + (group.includes('.') ? 2 : 1), 0);
+    groups.push(...Array<string>(Math.max(0, 8 - groups.length - tailLength)).fill('0'), ...tailGroups);
+  }
+  const prefix = groups.slice(0, 4).map((group) => (Number.parseInt(group, 16) || 0).toString(16));
+  return `${prefix.join(':')}::/64`;
+}
+
+/**
  * Who a request counts against for per-client limits (rate, upload space): its API key when keys are
  * in use (by identity, so every spelling of the header is one client), else its address.
  */
 export function clientIdentity(request: FastifyRequest): string {
-  return request.apiKeyId === undefined ? `address:${request.ip}` : `key:${request.apiKeyId}`;
+  return request.apiKeyId === undefined ? `address:${clientAddress(request.ip)}` : `key:${request.apiKeyId}`;
+}
+
+const FAILURE_WINDOW_MS = 60_000;
+// Entries expire with their window; past this many, expired ones are swept on the next failure.
+const SWEEP_ABOVE = 10_000;
+
+/**
+ * Failed key checks per client address, in fixed one-minute windows. The 401 comes before the rate
+ * limiter (which counts per key, so it cannot count a wrong one): without this, keys could be
+ * guessed at any speed. An address past its allowance is refused, right key or not, until its
+ * window ends: answering a right key would tell a guesser it had found one.
+ */
+export class AuthFailureLimiter {
+  private readonly windows = new Map<string, { failures: number; endsAt: number }>();
+
+  constructor(
+    private readonly maxPerMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Seconds until the address may try again, or undefined if it may now. */
+  retryAfter(address: string): number | undefined {
+    const window = this.windows.get(address);
+    if (!window || window.failures < this.maxPerMinute) return undefined;
+    const left = window.endsAt - this.now();
+    if (left <= 0) return undefined;
+    return Math.ceil(left / 1000);
+  }
+
+  recordFailure(address: string): void {
+    const now = this.now();
+    if (this.windows.size > SWEEP_ABOVE) {
+      for (const [key, window] of this.windows) if (window.endsAt <= now) this.windows.delete(key);
+    }
+    const window = this.windows.get(address);
+    if (window && window.endsAt > now) window.failures++;
+    else this.windows.set(address, { failures: 1, endsAt: now + FAILURE_WINDOW_MS });
+  }
 }
 
 /** Adds the key check to every route of the app but the public ones (and CORS preflights). */
 export function installApiKeyCheck(
   app: FastifyInstance,
-  options: { checker: ApiKeyChecker; publicPaths: ReadonlySet<string> },
+  options: {
+    checker: ApiKeyChecker;
+    publicPaths: ReadonlySet<string>;
+    failures?: AuthFailureLimiter;
+    /** The admin keys (EARSHOT_ADMIN_API_KEYS), when set: the only keys the admin API takes. */
+    admin?: ApiKeyChecker;
+  },
 ): void {
   app.decorateRequest('apiKeyId', undefined);
   if (!options.checker.enabled) return;
+  const { failures } = options;
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    const retryAfter = failures?.retryAfter(clientAddress(request.ip));
+    if (retryAfter !== undefined) {
+      throw new ApiError(
+        'too_many_auth_failures',
+        { retryAfterSeconds: retryAfter },
+        { retryAfterSeconds: retryAfter },
+      );
+    }
     const result = options.checker.authenticate(request.headers.authorization);
-    if ('error' in result) throw result.error;
+    if ('error' in result) {
+      failures?.recordFailure(clientAddress(request.ip));
+      throw result.error;
+    }
     request.apiKeyId = result.keyId;
+    // By the route matched, not the URL as sent: `/api/p%73` is the same route.
+    if (options.admin && request.routeOptions.url?.startsWith('/api/ps')) {
+      if ('error' in options.admin.authenticate(request.headers.authorization)) {
+        throw new ApiError('admin_key_required');
+      }
+    }
   });
 }
