@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks in bench/ (not a test; no timing assertions).
 
-Starts earshot as test/support/server.ts does, builds test audio from test/audio, computes word
+Starts earshot (test/support/earshot_server.py, as the tests do), builds test audio from test/audio, computes word
 error rates, reads process memory and tells how busy the machine was with other work while a
 measurement ran (so that a disturbed run can be spotted and re-run).
 """
@@ -11,13 +11,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
+import sys
 import uuid
 from pathlib import Path
 from typing import Any, Iterable
@@ -27,6 +24,8 @@ import numpy as np
 from faster_whisper.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "test" / "support"))
+from earshot_server import EarshotServer, environment_without_earshot_settings  # noqa: E402
 AUDIO = ROOT / "test" / "audio"
 MODELS = ROOT / ".venv" / "earshot-models"
 RATE = 16000
@@ -309,81 +308,17 @@ def earshot_options() -> dict[str, dict[str, str]]:
 
 def clean_environment() -> dict[str, str]:
     """This process's environment without EARSHOT_* settings, so that defaults mean defaults."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("EARSHOT_")}
+    return environment_without_earshot_settings()
 
 
-class Earshot:
-    """earshot started as test/support/server.ts starts it: `node --import tsx src/main.ts` on a free port."""
+class Earshot(EarshotServer):
+    """earshot started as the tests start it (test/support/earshot_server.py), in a clean environment
+    (no inherited EARSHOT_* settings), with the process lookups benchmarks need."""
 
     def __init__(self, env: dict[str, str] | None = None, label: str = "earshot", command: list[str] | None = None,
                  new_session: bool = False) -> None:
-        self.label = label
-        self.env = dict(env or {})
-        self.started = time.perf_counter()
-        self.logs: list[dict[str, Any]] = []
-        self.listening_at: float | None = None
-        self.url: str | None = None
-        self._listening = threading.Event()
         self._stderr = open(os.devnull, "w") if os.environ.get("BENCH_QUIET_STDERR") else None
-        self.process = subprocess.Popen(
-            command or ["node", "--import", "tsx", str(ROOT / "src" / "main.ts")],
-            cwd=ROOT,
-            env={**clean_environment(), "PORT": "0", "HOST": "127.0.0.1", "EARSHOT_LOG_LEVEL": "info", **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            start_new_session=new_session,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            self.logs.append(entry)
-            if entry.get("msg") == "earshot listening" and not self._listening.is_set():
-                self.url = str(entry["address"])
-                self.listening_at = time.perf_counter()
-                self._listening.set()
-
-    def wait_listening(self, timeout: float = 120) -> str:
-        deadline = time.perf_counter() + timeout
-        while not self._listening.wait(0.05):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} exited with code {self.process.returncode} before listening")
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{self.label} did not listen within {timeout} s")
-        assert self.url is not None
-        return self.url
-
-    def health_status(self) -> int:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return 0
-
-    def wait_ready(self, timeout: float = 180) -> float:
-        """Waits for /health 200; returns seconds since the process was spawned."""
-        self.wait_listening(timeout)
-        deadline = time.perf_counter() + timeout
-        while self.health_status() != 200:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} exited with code {self.process.returncode}")
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{self.label} was not ready within {timeout} s")
-            time.sleep(0.02)
-        return time.perf_counter() - self.started
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
+        super().__init__(env, label, command, new_session, base_env=clean_environment(), stderr=self._stderr)
 
     def gateway_pid(self) -> int:
         """The node process serving (for `npm start`, the node below npm and its shell)."""
@@ -406,33 +341,11 @@ class Earshot:
                 pass
         return result
 
-    def health(self) -> dict[str, Any]:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return json.loads(error.read())
-
-    def stop(self) -> None:
-        """SIGTERM (to the process group when started in its own session), then SIGKILL after 30 s."""
-        if self.process.poll() is None:
-            if self.process.pid == os.getpgid(self.process.pid):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            else:
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self) -> int | None:
+        code = super().stop()
         if self._stderr:
             self._stderr.close()
-
-    def __enter__(self) -> "Earshot":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
+        return code
 
 
 def multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:

@@ -17,15 +17,15 @@
 //   - resident memory of each process at the last request within 10 % of that at request 100;
 //   - descriptors and upload files back to their starting count once the load has settled.
 // Only 127.0.0.1 is contacted; the server is the one this script starts, on a free port.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { projectRoot, projectVenvPython } from '../src/paths.ts';
+import { startServer as startTestServer } from '../test/support/server.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -885,26 +885,11 @@ function getOnce(port: number, urlPath: string): Promise<{ status: number; body:
 }
 
 async function startServer(env: Record<string, string>): Promise<Server> {
-  // As test/support/server.ts: the real entry point, on a free port of 127.0.0.1.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts')], {
-    cwd: projectRoot,
-    env: { ...process.env, EARSHOT_LOG_LEVEL: 'info', ...env, PORT: '0', HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const logs: Record<string, unknown>[] = [];
-  const address = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        logs.push(entry);
-        if (entry.msg === 'earshot listening') resolve(String(entry.address));
-      } catch {
-        process.stderr.write(`${line}\n`);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`earshot exited with code ${code} before listening`)));
-  });
-  const port = Number(new URL(address).port);
+  // The tests' own start (the real entry point, on a free port of 127.0.0.1); readiness is awaited here
+  // over connections closed after each check, so that none is left open to count as the gateway's.
+  const running = await startTestServer(env, { waitForReady: false });
+  const child = running.process;
+  const port = Number(new URL(running.url).port);
   const deadline = Date.now() + 300_000;
   for (;;) {
     const { status } = await getOnce(port, '/health').catch(() => ({ status: 0 }));
@@ -913,7 +898,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
     if (Date.now() > deadline) throw new Error('earshot did not become ready within 300 s');
     await sleep(250);
   }
-  return { port, child, logs };
+  return { port, child, logs: running.logs };
 }
 
 async function stopServer(server: Server): Promise<{ code: number | null; signal: string | null; ms: number }> {
