@@ -410,3 +410,20 @@ def measured_pass(label: str, send: Any, clips: list[Path], in_flight: int, dist
             print("    disturbed: repeating")
     print("    still disturbed: keeping the fastest attempt")
     return min(tried, key=lambda p: p["wall"])
+
+
+def long_recording(directory: Path, seconds: float, gap: float = 1.0) -> tuple[Path, str, float]:
+    """A FLAC of at least `seconds` of real speech: JFK, the English half of multilingual.mp3, the hotwords
+    clip and the two-speaker clip mixed to mono, `gap` seconds of silence after each, repeated. Returns
+    its path, its reference text and its duration."""
+    jfk = load("jfk.flac")
+    mit = cut(load("multilingual.mp3"), 0, MIT_EN_END_SECONDS)
+    hot = load("hotwords.mp3")
+    stereo = load("stereo_diarization.wav")
+    unit = [jfk, silence(gap), mit, silence(gap), hot, silence(gap), stereo, silence(gap)]
+    unit_text = " ".join([JFK_TEXT, MIT_EN_TEXT, HOTWORDS_TEXT, STEREO_LEFT_TEXT, STEREO_RIGHT_TEXT])
+    unit_seconds = sum(part.size for part in unit) / RATE
+    repeats = int(np.ceil(seconds / unit_seconds))
+    audio = np.concatenate(unit * repeats)
+    path = write_flac(directory / "long.flac", audio)
+    return path, " ".join([unit_text] * repeats), audio.size / RATE

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 from faster_whisper import WhisperModel
 from openai import OpenAI
 
@@ -42,17 +41,7 @@ DISTURBED = 0.25  # other work's cores above which a long measurement is repeate
 
 
 def build_long_file(directory: Path) -> tuple[Path, str, float]:
-    jfk = b.load("jfk.flac")
-    mit = b.cut(b.load("multilingual.mp3"), 0, b.MIT_EN_END_SECONDS)
-    hot = b.load("hotwords.mp3")
-    stereo = b.load("stereo_diarization.wav")
-    unit = [jfk, b.silence(GAP), mit, b.silence(GAP), hot, b.silence(GAP), stereo, b.silence(GAP)]
-    unit_text = " ".join([b.JFK_TEXT, b.MIT_EN_TEXT, b.HOTWORDS_TEXT, b.STEREO_LEFT_TEXT, b.STEREO_RIGHT_TEXT])
-    unit_seconds = sum(part.size for part in unit) / b.RATE
-    repeats = int(np.ceil(TARGET_DURATION / unit_seconds))
-    audio = np.concatenate(unit * repeats)
-    path = b.write_flac(directory / "long.flac", audio)
-    return path, " ".join([unit_text] * repeats), audio.size / b.RATE
+    return b.long_recording(directory, TARGET_DURATION, GAP)
 
 
 def main() -> None:

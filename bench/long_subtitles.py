@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 import benchlib as b
 
@@ -37,17 +36,7 @@ GAP = 1.0
 
 
 def build(directory: Path, seconds: float) -> tuple[Path, str, float]:
-    jfk = b.load("jfk.flac")
-    mit = b.cut(b.load("multilingual.mp3"), 0, b.MIT_EN_END_SECONDS)
-    hot = b.load("hotwords.mp3")
-    stereo = b.load("stereo_diarization.wav")
-    unit = [jfk, b.silence(GAP), mit, b.silence(GAP), hot, b.silence(GAP), stereo, b.silence(GAP)]
-    unit_text = " ".join([b.JFK_TEXT, b.MIT_EN_TEXT, b.HOTWORDS_TEXT, b.STEREO_LEFT_TEXT, b.STEREO_RIGHT_TEXT])
-    unit_seconds = sum(part.size for part in unit) / b.RATE
-    repeats = int(np.ceil(seconds / unit_seconds))
-    audio = np.concatenate(unit * repeats)
-    path = b.write_flac(directory / "long.flac", audio)
-    return path, " ".join([unit_text] * repeats), audio.size / b.RATE
+    return b.long_recording(directory, seconds, GAP)
 
 
 def run(model, path: Path, batching: LongAudioBatching, options: dict) -> tuple[float, list[dict]]:

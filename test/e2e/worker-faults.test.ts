@@ -3,7 +3,6 @@
 // bound (429 with retry-after), worker recycling, and a graceful SIGTERM that finishes the request in
 // flight and leaves no worker process and no upload behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -13,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { TranscriptionCreateParamsNonStreaming } from 'openai/resources/audio';
 import { audioDir, JFK_TEXT, startServer, waitForLog, type RunningServer } from '../support/server.ts';
+import { childPids, processGone, sleep, waitUntil, workerPidsOf } from '../support/processes.ts';
 
 const jfk = () => createReadStream(path.join(audioDir, 'jfk.flac'));
 // About 60 s of speech: 5–10 s of work for the default model on two cores.
@@ -33,54 +33,6 @@ function quickTranscription(client: OpenAI) {
   return client.audio.transcriptions.create(params);
 }
 const QUICK_TEXT = /then you go into your/i;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Direct children of the server process (its engine workers, and tsx's esbuild service). */
-function childPids(server: RunningServer): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(server.process.pid)], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** The server's engine workers: its children that run `-m earshot_worker`. */
-function workerPids(server: RunningServer): number[] {
-  return childPids(server).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('earshot_worker');
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** The process has exited: no such pid, or a zombie whose exit status only waits to be collected. */
-function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
-    throw error;
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(25);
-  }
-}
 
 interface Health {
   status: string;
@@ -104,7 +56,7 @@ function freshTmpDir(): string {
 /** The one worker of the default model, once the model serves. */
 async function readyWorker(server: RunningServer): Promise<number> {
   await waitUntil(async () => (await health(server)).status === 200, 60_000, 'the default model serves');
-  const pids = workerPids(server);
+  const pids = workerPidsOf(server);
   assert.equal(pids.length, 1, `one worker process, got ${pids.join(', ')}`);
   return pids[0]!;
 }
@@ -162,7 +114,7 @@ describe('a worker killed mid-request', () => {
     assert.equal((await health(server)).body.models[0]?.restarts, 1);
     const transcription = await client.audio.transcriptions.create({ file: jfk(), model: 'whisper-1' });
     assert.equal(transcription.text, JFK_TEXT);
-    const [replacement] = workerPids(server);
+    const [replacement] = workerPidsOf(server);
     assert.ok(replacement && replacement !== worker, 'a new worker process serves');
     assert.ok(processGone(worker));
   });
@@ -195,7 +147,7 @@ describe('a worker killed mid-request', () => {
 
     assert.equal((await health(server)).body.models[0]?.restarts, 2);
     assert.match((await quickTranscription(client)).text, QUICK_TEXT);
-    const [replacement] = workerPids(server);
+    const [replacement] = workerPidsOf(server);
     assert.ok(replacement && replacement !== worker, 'a new worker process serves');
   });
 });
@@ -249,7 +201,7 @@ describe('a hung worker (EARSHOT_JOB_TIMEOUT_MS=4000)', () => {
     // Short, so that it finishes within the 4 s job timeout even on a busy machine.
     const transcription = await quickTranscription(client);
     assert.match(transcription.text, QUICK_TEXT);
-    const pids = workerPids(server);
+    const pids = workerPidsOf(server);
     assert.equal(pids.length, 1);
     assert.notEqual(pids[0], worker, 'a new worker process serves');
     assert.equal((await health(server)).body.models[0]?.restarts, 1);
@@ -332,7 +284,7 @@ describe('a worker that crashes at start', () => {
   });
 
   it('stops cleanly on SIGTERM, leaving no process behind', async () => {
-    const children = childPids(server);
+    const children = childPids(server.process.pid!);
     const started = performance.now();
     assert.equal(await server.stop(), 0);
     const seconds = (performance.now() - started) / 1000;
@@ -414,7 +366,7 @@ describe('a full queue (EARSHOT_MAX_QUEUED_JOBS=1) and worker recycling (EARSHOT
     assert.equal(recycled.reason, 'it has run 2 jobs');
     assert.match((await quickTranscription(client)).text, QUICK_TEXT);
     await waitUntil(() => processGone(worker), 6000, `the recycled worker ${worker} exits`);
-    const pids = workerPids(server);
+    const pids = workerPidsOf(server);
     assert.equal(pids.length, 1);
     assert.notEqual(pids[0], worker, 'a new worker process serves');
     // Recycling is not a failure.
@@ -445,8 +397,8 @@ describe('SIGTERM with a request in flight', () => {
     const request = client.audio.transcriptions.create({ file: multilingual(), model: 'whisper-1' });
     request.catch(() => undefined);
     await waitForLog(server, 'job queued', { from });
-    assert.deepEqual(workerPids(server), [worker]);
-    const children = childPids(server);
+    assert.deepEqual(workerPidsOf(server), [worker]);
+    const children = childPids(server.process.pid!);
 
     const exited = once(server.process, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     const signalledAt = performance.now();
