@@ -1,29 +1,17 @@
 // API keys. Key guessing is limited per client address: the 401s come before the rate limiter (which counts
 // per key), so without this limit wrong keys could be tried at any speed.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config.ts';
-import { ModelRegistry, readBundledModels, type Engine } from '../../src/engine/index.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { after, describe, it } from 'node:test';
 import { AuthFailureLimiter, clientAddress, loadApiKeys } from '../../src/server/plugins/auth.ts';
+import { stubApp } from '../support/stub-app.ts';
+
+const disposals: (() => Promise<void>)[] = [];
+after(() => Promise.all(disposals.map((dispose) => dispose())));
 
 async function app(env: Record<string, string> = {}) {
-  const config = loadConfig([], {
-    EARSHOT_LOG_LEVEL: 'fatal',
-    EARSHOT_TMP_DIR: mkdtempSync(path.join(os.tmpdir(), 'earshot-auth-')),
-    ...env,
-  });
-  const registry = new ModelRegistry({
-    defaultModel: 'base',
-    aliases: new Map(),
-    modelsDir: mkdtempSync(path.join(os.tmpdir(), 'earshot-models-')),
-    bundled: readBundledModels(),
-  });
-  const engine = { modelStatus: () => undefined, status: () => [] } as unknown as Engine;
-  return buildApp({ config, engine, registry, apiKeys: ['right-key-0123456789'] });
+  const stub = await stubApp(env, { apiKeys: ['right-key-0123456789'] });
+  disposals.push(stub.dispose);
+  return stub.app;
 }
 
 describe('failed API key checks', () => {

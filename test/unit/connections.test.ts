@@ -2,16 +2,11 @@
 // holds a file descriptor (an idle one for 60 s), and a client that took them all left the server
 // unable to accept any other connection.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { loadConfig } from '../../src/config.ts';
-import { ModelRegistry, readBundledModels, type Engine } from '../../src/engine/index.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { stubApp } from '../support/stub-app.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -30,8 +25,6 @@ async function connect(port: number, request?: string) {
 
 describe('connections per client address', () => {
   it('answers connections past the cap 429 and closes them, never serving their requests; a freed slot serves again', async () => {
-    const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-connections-'));
-    const config = loadConfig([], { EARSHOT_TMP_DIR: tmpDir, EARSHOT_MAX_CONNECTIONS_PER_ADDRESS: '5' });
     const lines: Record<string, unknown>[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -39,14 +32,10 @@ describe('connections per client address', () => {
         done();
       },
     });
-    const registry = new ModelRegistry({
-      defaultModel: 'base',
-      aliases: new Map(),
-      modelsDir: mkdtempSync(path.join(tmpDir, 'models-')),
-      bundled: readBundledModels(),
-    });
-    const engine = { modelStatus: () => undefined } as unknown as Engine;
-    const app = await buildApp({ config, engine, registry, logger: pino({ level: 'info' }, sink) });
+    const { app, dispose } = await stubApp(
+      { EARSHOT_MAX_CONNECTIONS_PER_ADDRESS: '5' },
+      { logger: pino({ level: 'info' }, sink) },
+    );
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as net.AddressInfo;
     const idle = [];
@@ -77,24 +66,14 @@ describe('connections per client address', () => {
       assert.match(served.received(), /^HTTP\/1.1 200 /);
     } finally {
       for (const connection of idle) connection.socket.destroy();
-      await app.close();
-      rmSync(tmpDir, { recursive: true, force: true });
+      await dispose();
     }
   });
 });
 
 describe('an HTTP/1.1 request without a Host header', () => {
   it('gets a 400 in OpenAI shape with an x-request-id, and the connection closed', async () => {
-    const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-no-host-'));
-    const config = loadConfig([], { EARSHOT_TMP_DIR: tmpDir, EARSHOT_LOG_LEVEL: 'silent' });
-    const registry = new ModelRegistry({
-      defaultModel: 'base',
-      aliases: new Map(),
-      modelsDir: mkdtempSync(path.join(tmpDir, 'models-')),
-      bundled: readBundledModels(),
-    });
-    const engine = { modelStatus: () => undefined } as unknown as Engine;
-    const app = await buildApp({ config, engine, registry, apiKeys: ['k'] });
+    const { app, dispose } = await stubApp({}, { apiKeys: ['k'] });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as net.AddressInfo;
     try {
@@ -118,28 +97,14 @@ describe('an HTTP/1.1 request without a Host header', () => {
       await sleep(300);
       assert.match(old.received(), /^HTTP\/1.1 200 /);
     } finally {
-      await app.close();
-      rmSync(tmpDir, { recursive: true, force: true });
+      await dispose();
     }
   });
 });
 
 describe('OPTIONS with CORS on', () => {
   it('answers an OPTIONS that is not a preflight without a text/plain error, and allows no origin by it', async () => {
-    const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-options-'));
-    const config = loadConfig([], {
-      EARSHOT_TMP_DIR: tmpDir,
-      EARSHOT_LOG_LEVEL: 'silent',
-      EARSHOT_CORS_ORIGINS: 'https://app.example',
-    });
-    const registry = new ModelRegistry({
-      defaultModel: 'base',
-      aliases: new Map(),
-      modelsDir: mkdtempSync(path.join(tmpDir, 'models-')),
-      bundled: readBundledModels(),
-    });
-    const engine = { modelStatus: () => undefined } as unknown as Engine;
-    const app = await buildApp({ config, engine, registry, apiKeys: ['k'] });
+    const { app, dispose } = await stubApp({ EARSHOT_CORS_ORIGINS: 'https://app.example' }, { apiKeys: ['k'] });
     try {
       for (const headers of [{}, { origin: 'https://evil.example' }, { 'access-control-request-method': 'POST' }]) {
         const response = await app.inject({ method: 'OPTIONS', url: '/v1/audio/transcriptions', headers });
@@ -155,8 +120,7 @@ describe('OPTIONS with CORS on', () => {
       assert.equal(preflight.statusCode, 204);
       assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example');
     } finally {
-      await app.close();
-      rmSync(tmpDir, { recursive: true, force: true });
+      await dispose();
     }
   });
 });

@@ -1,30 +1,18 @@
 // The per-key rate limit counts a key however its Authorization header spells it, and falls back
 // to the client's address when no keys are configured, whatever bearer a client makes up.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config.ts';
-import { ModelRegistry, readBundledModels, type Engine } from '../../src/engine/index.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { after, describe, it } from 'node:test';
+import { stubApp } from '../support/stub-app.ts';
 
 const LIMIT = 3;
 
+const disposals: (() => Promise<void>)[] = [];
+after(() => Promise.all(disposals.map((dispose) => dispose())));
+
 async function app(apiKeys: string[]) {
-  const config = loadConfig([], {
-    EARSHOT_RATE_LIMIT_PER_MINUTE: String(LIMIT),
-    EARSHOT_LOG_LEVEL: 'fatal',
-    EARSHOT_TMP_DIR: mkdtempSync(path.join(os.tmpdir(), 'earshot-rate-')),
-  });
-  const registry = new ModelRegistry({
-    defaultModel: 'base',
-    aliases: new Map(),
-    modelsDir: mkdtempSync(path.join(os.tmpdir(), 'earshot-models-')),
-    bundled: readBundledModels(),
-  });
-  const engine = { modelStatus: () => undefined } as unknown as Engine;
-  return buildApp({ config, engine, registry, apiKeys });
+  const stub = await stubApp({ EARSHOT_RATE_LIMIT_PER_MINUTE: String(LIMIT) }, { apiKeys });
+  disposals.push(stub.dispose);
+  return stub.app;
 }
 
 describe('rate limit per key', () => {
