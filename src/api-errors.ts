@@ -43,7 +43,15 @@ function invalidRequestMessage(p: InvalidRequest): string {
 export type Unsupported =
   | { asked: 'diarization' }
   | { asked: 'stream'; responseFormat: string }
-  | { asked: 'logprobs'; responseFormat: string };
+  | { asked: 'logprobs'; responseFormat: string }
+  /** A realtime client event of OpenAI's that belongs to conversation sessions (response.create, …). */
+  | { asked: 'client_event'; type: string }
+  /** A realtime session of type `realtime` (speech to speech); the route closes the socket after it. */
+  | { asked: 'conversation_session' };
+
+/** The client events a realtime transcription session accepts, as its error messages list them. */
+const TRANSCRIPTION_SESSION_EVENTS =
+  'session.update (or the beta transcription_session.update), input_audio_buffer.append, input_audio_buffer.commit and input_audio_buffer.clear';
 
 function unsupportedMessage(p: Unsupported): string {
   switch (p.asked) {
@@ -53,7 +61,38 @@ function unsupportedMessage(p: Unsupported): string {
       return `response_format '${p.responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`;
     case 'logprobs':
       return `include[]=logprobs is not compatible with response_format '${p.responseFormat}'. Use 'json' instead.`;
+    case 'client_event':
+      return `'${p.type}' is not supported in a transcription session, which takes ${TRANSCRIPTION_SESSION_EVENTS}.`;
+    case 'conversation_session':
+      return "earshot serves realtime transcription sessions only (session.type 'transcription'), not 'realtime' conversation sessions. Connect to /v1/realtime?intent=transcription, or send session.update with session.type 'transcription'.";
   }
+}
+
+/** Why an ephemeral key (`ek_…`) was refused (kind `invalid_client_secret`). */
+export type ClientSecretRefusal =
+  | { why: 'expired'; maskedKey: string; expiredAt: string }
+  | { why: 'used'; maskedKey: string }
+  | { why: 'unknown'; maskedKey: string }
+  /** Presented anywhere but the realtime WebSocket (minting another key included). */
+  | { why: 'wrong_route' };
+
+function clientSecretMessage(p: ClientSecretRefusal): string {
+  switch (p.why) {
+    case 'expired':
+      return `The ephemeral key ${p.maskedKey} expired at ${p.expiredAt}; get a new one (POST /v1/realtime/client_secrets).`;
+    case 'used':
+      return `The ephemeral key ${p.maskedKey} has already opened a session; each opens one. Get a new one (POST /v1/realtime/client_secrets).`;
+    case 'unknown':
+      return `Incorrect ephemeral key provided: ${p.maskedKey}. It is not one this server issued (ephemeral keys do not survive a restart).`;
+    case 'wrong_route':
+      return 'An ephemeral key (ek_…) opens a realtime session at GET /v1/realtime and nothing else; this request needs an API key.';
+  }
+}
+
+/** OpenAI's wording for a number out of its range (the four `*_min_value`/`*_max_value` kinds). */
+function outOfRange(kind: 'integer' | 'decimal', side: 'below minimum' | 'above maximum', relation: '>=' | '<=') {
+  return (p: { param: string; limit: number; value: number }) =>
+    `Invalid '${p.param}': ${kind} ${side} value. Expected a value ${relation} ${p.limit}, but got ${p.value} instead.`;
 }
 
 /** Why a model could not be loaded (kind `model_load_failed`). */
@@ -290,6 +329,146 @@ export const errorKinds = {
     message: (p: { retryAfterSeconds: number }) =>
       `The server's space for uploads is in use; please try again in ${p.retryAfterSeconds}s.`,
     doc: 'All uploads would hold more than EARSHOT_MAX_UPLOAD_DISK_BYTES on disk (`retry-after` says when to retry).',
+  },
+  unknown_parameter: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'unknown_parameter',
+    message: (p: { param: string }) => `Unknown parameter: '${p.param}'.`,
+    doc: 'Realtime: a field OpenAI does not define there (`param` names it).',
+  },
+  missing_parameter: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'missing_required_parameter',
+    message: (p: { param: string }) => `Missing required parameter: '${p.param}'.`,
+    doc: 'Realtime: a required field is missing (`param` names it).',
+  },
+  invalid_type: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'invalid_type',
+    message: (p: { param: string; expected: string; got: string }) =>
+      `Invalid type for '${p.param}': expected ${p.expected}, but got ${p.got} instead.`,
+    doc: 'Realtime: a field has the wrong JSON type (`param` names it).',
+  },
+  integer_below_min_value: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'integer_below_min_value',
+    message: outOfRange('integer', 'below minimum', '>='),
+    doc: 'Realtime: a whole number below its range (`param` names it).',
+  },
+  integer_above_max_value: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'integer_above_max_value',
+    message: outOfRange('integer', 'above maximum', '<='),
+    doc: 'Realtime: a whole number above its range (`param` names it).',
+  },
+  decimal_below_min_value: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'decimal_below_min_value',
+    message: outOfRange('decimal', 'below minimum', '>='),
+    doc: 'Realtime: a number below its range (`param` names it).',
+  },
+  decimal_above_max_value: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'decimal_above_max_value',
+    message: outOfRange('decimal', 'above maximum', '<='),
+    doc: 'Realtime: a number above its range (`param` names it).',
+  },
+  string_above_max_length: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'string_above_max_length',
+    message: (p: { param: string; max: number; length: number }) =>
+      `Invalid '${p.param}': string too long. Expected a string with maximum length ${p.max}, but got a string with length ${p.length} instead.`,
+    doc: 'Realtime: a text field is too long (`prompt`: 4096 characters).',
+  },
+  invalid_json: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'invalid_json',
+    message: (p: { detail: string }) => `Invalid event: failed to parse JSON value. ${p.detail}`,
+    doc: 'Realtime: a WebSocket message is not JSON.',
+  },
+  invalid_event: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'invalid_event',
+    message: (p: { problem: 'binary' | 'not_object' }) =>
+      p.problem === 'binary'
+        ? 'Expected a text WebSocket message; binary frames are not supported.'
+        : 'Invalid event: expected a JSON object with a `type`.',
+    doc: 'Realtime: a binary WebSocket message, or JSON that is not an object.',
+  },
+  input_audio_buffer_commit_empty: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'input_audio_buffer_commit_empty',
+    message: (p: { bufferedMs: number }) =>
+      `Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has ${p.bufferedMs.toFixed(2)}ms of audio.`,
+    doc: 'Realtime: `input_audio_buffer.commit` with less than 100 ms of audio in the buffer.',
+  },
+  turn_too_long: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'turn_too_long',
+    message: (p: { maxSeconds: number }) =>
+      `The input audio buffer is full: one turn holds at most ${p.maxSeconds} s of audio (EARSHOT_REALTIME_MAX_TURN_SECONDS). Commit or clear it before appending more; this audio was not added.`,
+    doc: 'Realtime, turn detection off: an append would take the buffer past EARSHOT_REALTIME_MAX_TURN_SECONDS (with turn detection the turn is committed there instead).',
+  },
+  frame_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    code: 'frame_too_large',
+    message: (p: { maxBytes: number }) =>
+      `A WebSocket message is over ${p.maxBytes} bytes (EARSHOT_REALTIME_MAX_FRAME_BYTES); send the audio in smaller appends.`,
+    doc: 'Realtime: a WebSocket message over EARSHOT_REALTIME_MAX_FRAME_BYTES; the socket is closed (1009).',
+  },
+  session_expired: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'session_expired',
+    message: (p: { maxSeconds: number }) =>
+      p.maxSeconds % 60 === 0
+        ? `Your session hit the maximum duration of ${p.maxSeconds / 60} minutes.`
+        : `Your session hit the maximum duration of ${p.maxSeconds} seconds.`,
+    doc: 'Realtime: the session reached EARSHOT_REALTIME_MAX_SESSION_SECONDS (OpenAI’s wording); it is closed.',
+  },
+  session_idle_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    code: 'session_idle_timeout',
+    message: (p: { idleSeconds: number }) =>
+      `No client event for ${p.idleSeconds} s (EARSHOT_REALTIME_IDLE_SECONDS); the session is closed.`,
+    doc: 'Realtime: no client event for EARSHOT_REALTIME_IDLE_SECONDS; the session is closed.',
+  },
+  too_many_sessions: {
+    status: 429,
+    type: 'server_error',
+    code: 'too_many_sessions',
+    message: (p: { max: number }) =>
+      `${p.max} realtime sessions are open, the most this server takes (EARSHOT_REALTIME_MAX_SESSIONS); try again later.`,
+    doc: 'Realtime: EARSHOT_REALTIME_MAX_SESSIONS sessions are open; the WebSocket upgrade is refused.',
+  },
+  invalid_client_secret: {
+    status: 401,
+    type: 'invalid_request_error',
+    code: 'invalid_client_secret',
+    message: (p: ClientSecretRefusal) => clientSecretMessage(p),
+    doc: 'An ephemeral key that expired, has opened its session already, is unknown, or was sent anywhere but `GET /v1/realtime`.',
+  },
+  too_many_client_secrets: {
+    status: 429,
+    type: 'server_error',
+    code: 'too_many_client_secrets',
+    message: (p: { outstanding: number; retryAfterSeconds: number }) =>
+      `${p.outstanding} ephemeral keys are waiting to be used, the most this server holds; try again in ${p.retryAfterSeconds}s.`,
+    doc: 'Too many unused ephemeral keys are outstanding (`retry-after` says when one expires).',
   },
   not_found: {
     status: 404,

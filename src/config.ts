@@ -51,6 +51,14 @@ export interface Config {
   workerMaxJobs: number;
   workerMaxRssMb: number;
   shutdownGraceMs: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  realtimeMaxSessions: number;
+  realtimeMaxSessionSeconds: number;
+  realtimeIdleSeconds: number;
+  realtimeMaxTurnSeconds: number;
+  realtimeMaxFrameBytes: number;
+  realtimeClientSecretSeconds: number;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -537,6 +545,78 @@ export const optionSpecs = [
     description: 'On SIGTERM, how long in-flight requests may take to finish before the workers are stopped.',
     parse: integer(0),
   },
+  {
+    key: 'tlsCert',
+    env: 'EARSHOT_TLS_CERT',
+    flag: '--tls-cert',
+    default: '',
+    description:
+      "PEM certificate file (with its chain); with EARSHOT_TLS_KEY, earshot serves HTTPS and WSS itself (the Node SDK's realtime client always connects with `wss://`). Set both or neither.",
+    parse: optionalFile,
+  },
+  {
+    key: 'tlsKey',
+    env: 'EARSHOT_TLS_KEY',
+    flag: '--tls-key',
+    default: '',
+    description: 'PEM private key file of EARSHOT_TLS_CERT.',
+    parse: optionalFile,
+  },
+  {
+    key: 'realtimeMaxSessions',
+    env: 'EARSHOT_REALTIME_MAX_SESSIONS',
+    flag: '--realtime-max-sessions',
+    default: '8',
+    description:
+      'Realtime transcription sessions (`GET /v1/realtime`) open at once; past it, the WebSocket upgrade gets 429 `too_many_sessions`.',
+    parse: integer(1, 100_000),
+  },
+  {
+    key: 'realtimeMaxSessionSeconds',
+    env: 'EARSHOT_REALTIME_MAX_SESSION_SECONDS',
+    flag: '--realtime-max-session-seconds',
+    // OpenAI's own limit on a realtime session.
+    default: '1800',
+    description: 'Longest a realtime session may last; then it gets an `error` event `session_expired` and is closed.',
+    parse: integer(1),
+  },
+  {
+    key: 'realtimeIdleSeconds',
+    env: 'EARSHOT_REALTIME_IDLE_SECONDS',
+    flag: '--realtime-idle-seconds',
+    default: '300',
+    description:
+      'A realtime session that sends no event for this long gets an `error` event `session_idle_timeout` and is closed. 0 turns it off.',
+    parse: integer(0),
+  },
+  {
+    key: 'realtimeMaxTurnSeconds',
+    env: 'EARSHOT_REALTIME_MAX_TURN_SECONDS',
+    flag: '--realtime-max-turn-seconds',
+    default: '30',
+    description:
+      'Most audio one turn may hold: with turn detection the turn is committed there; without, the append past it gets an `error` event `turn_too_long`.',
+    parse: integer(1, 3600),
+  },
+  {
+    key: 'realtimeMaxFrameBytes',
+    env: 'EARSHOT_REALTIME_MAX_FRAME_BYTES',
+    flag: '--realtime-max-frame-bytes',
+    default: '2MiB',
+    description:
+      'Largest WebSocket message of a realtime session (an append of 1 s of 24 kHz PCM is 64 KB); a larger one closes the session (1009, `frame_too_large`).',
+    parse: byteSize,
+  },
+  {
+    key: 'realtimeClientSecretSeconds',
+    env: 'EARSHOT_REALTIME_CLIENT_SECRET_SECONDS',
+    flag: '--realtime-client-secret-seconds',
+    // OpenAI's default lifetime of an ephemeral key, within its range of 10 s to 2 h.
+    default: '600',
+    description:
+      'Lifetime of an ephemeral key (`POST /v1/realtime/client_secrets`) when the request names none; requests may ask for 10 to 7200.',
+    parse: integer(10, 7200),
+  },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
 
 export class InvalidConfigError extends Error {}
@@ -572,5 +652,13 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
       throw new InvalidConfigError(`${origin} = "${raw}" ${error.message}`);
     }
   }
-  return config as Config;
+  const loaded = config as Config;
+  if ((loaded.tlsCert === undefined) !== (loaded.tlsKey === undefined)) {
+    const [set, unset] =
+      loaded.tlsCert === undefined ? ['EARSHOT_TLS_KEY', 'EARSHOT_TLS_CERT'] : ['EARSHOT_TLS_CERT', 'EARSHOT_TLS_KEY'];
+    throw new InvalidConfigError(
+      `${set} is set without ${unset}: HTTPS needs both the certificate and its key (see README, "Configuration")`,
+    );
+  }
+  return loaded;
 }

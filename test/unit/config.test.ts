@@ -69,6 +69,36 @@ describe('configuration', () => {
     }
   });
 
+  it('takes a TLS certificate and key together, never one alone', () => {
+    const both = loadConfig(['--tls-cert', 'cert.pem', '--tls-key=key.pem'], {});
+    assert.equal(both.tlsCert, path.resolve('cert.pem'));
+    assert.equal(both.tlsKey, path.resolve('key.pem'));
+    assert.equal(loadConfig([], {}).tlsCert, undefined);
+    assert.throws(
+      () => loadConfig([], { EARSHOT_TLS_CERT: 'cert.pem' }),
+      (error) =>
+        error instanceof InvalidConfigError &&
+        /^EARSHOT_TLS_CERT is set without EARSHOT_TLS_KEY: HTTPS needs both/.test(error.message),
+    );
+    assert.throws(() => loadConfig(['--tls-key', 'key.pem'], {}), /EARSHOT_TLS_KEY is set without EARSHOT_TLS_CERT/);
+  });
+
+  it("has the realtime limits, with OpenAI's where it has them", () => {
+    const config = loadConfig([], {});
+    assert.deepEqual(
+      [
+        config.realtimeMaxSessions,
+        config.realtimeMaxSessionSeconds,
+        config.realtimeIdleSeconds,
+        config.realtimeMaxTurnSeconds,
+        config.realtimeMaxFrameBytes,
+        config.realtimeClientSecretSeconds,
+      ],
+      [8, 1800, 300, 30, 2 * 1024 * 1024, 600],
+    );
+    assert.throws(() => loadConfig([], { EARSHOT_REALTIME_CLIENT_SECRET_SECONDS: '5' }), /from 10 to 7200/);
+  });
+
   it('is documented in the README: every option with its variable, flag and default', () => {
     for (const spec of optionSpecs) {
       const row = readme.split('\n').find((line) => line.startsWith(`| \`${spec.env}\``));
