@@ -50,6 +50,9 @@ export const TranscribeOptionsSchema = Type.Object(
     vad_filter: Type.Optional(Type.Boolean(unbatched({ cross_request: [true], long_audio: [false] }))),
     vad_parameters: Type.Optional(VadParametersSchema),
     hotwords: Type.Optional(Type.String()),
+    // Text forced at the start of the first window (faster-whisper's own); the segments' text includes
+    // it. The batched pipeline would force it at the start of every chunk.
+    prefix: Type.Optional(Type.String(unbatched({ cross_request: 'any', long_audio: 'any' }))),
     // The batched pipeline never conditions on previous text.
     condition_on_previous_text: Type.Optional(Type.Boolean(unbatched({ long_audio: [true] }))),
     without_timestamps: Type.Optional(Type.Boolean()),
@@ -62,6 +65,18 @@ export const TranscribeOptionsSchema = Type.Object(
     logprobs: Type.Optional(Type.Boolean({ 'x-worker': true, ...unbatched({ cross_request: [true] }) })),
     /** Handled by the worker: decode with faster-whisper's BatchedInferencePipeline, on its own. */
     batch_size: Type.Optional(Type.Integer({ minimum: 1, 'x-worker': true, ...unbatched({ cross_request: 'any' }) })),
+    /** Handled by the worker: a short clip is decoded fast when the encoder sees only the audio, not 30 s. */
+    fit_window: Type.Optional(
+      Type.Boolean({
+        'x-worker': true,
+        ...unbatched({ cross_request: [true], long_audio: [true] }),
+        description:
+          "Encode a window fitted to the audio instead of Whisper's fixed 30 s: the audio plus 2 s of " +
+          'padding, in whole seconds, at least 5 s; and bound the tokens decoded to about 12 a second of ' +
+          'audio (a short window can otherwise loop). Audio longer than 28 s is decoded as usual. Not ' +
+          'with batch_size. Set by the gateway for live turns only, never from a request.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,7 @@
-// One loaded model: its worker processes and its bounded FIFO queue. A free worker takes the next
-// job together with the waiting jobs it can be batched with; a worker that dies is restarted with
-// backoff (a pinned model's forever; an on-demand model that cannot load fails its waiting jobs).
+// One loaded model: its worker processes and its bounded FIFO queue (live jobs ahead of the others).
+// A free worker takes the next job together with the waiting jobs it can be batched with; a worker
+// that dies is restarted with backoff (a pinned model's forever; an on-demand model that cannot load
+// fails its waiting jobs).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { EngineError, isEngineError, jobCancelled } from './engine-errors.ts';
@@ -10,7 +11,13 @@ import type { ResolvedModel } from './models.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
 
 /** A job as a caller submits it; the pool gives it its id (never the client's request id). */
-export type JobRequest = Omit<JobSpec, 'id'>;
+export type JobRequest = Omit<JobSpec, 'id'> & {
+  /**
+   * `live`: someone is waiting on this job as they speak (a live turn): it is queued ahead of every
+   * waiting job that is not live (after the live ones already waiting) and never batched with another.
+   */
+  priority?: 'live';
+};
 
 /** What became of the jobs a pool held when it was stopped. */
 export interface StopOutcome {
@@ -39,6 +46,7 @@ export function batchKey(spec: JobSpec): string | undefined {
 
 interface QueuedJob {
   spec: JobSpec;
+  live: boolean;
   signal: AbortSignal | undefined;
   queuedAt: number;
   resolve: (transcript: Transcript) => void;
@@ -131,12 +139,14 @@ export class ModelPool {
       );
     }
     this.lastUsed = performance.now();
-    const spec: JobSpec = { ...request, id: randomUUID() };
+    const { priority, ...fields } = request;
+    const spec: JobSpec = { ...fields, id: randomUUID() };
+    const live = priority === 'live';
     return new Promise<Transcript>((resolve, reject) => {
-      const job: QueuedJob = { spec, signal, queuedAt: performance.now(), resolve, reject };
+      const job: QueuedJob = { spec, live, queuedAt: performance.now(), signal, resolve, reject };
       if (signal?.aborted) return reject(jobCancelled());
       signal?.addEventListener('abort', () => this.cancel(job), { once: true });
-      this.queue.push(job);
+      this.enqueue(job);
       spec.listener?.onQueued?.(spec.id);
       this.dispatch();
     });
@@ -209,6 +219,13 @@ export class ModelPool {
     return Math.max(1, Math.ceil((this.averageJobSeconds * (this.queue.length + 1)) / workers));
   }
 
+  /** At the end of the queue, or a live job after the live jobs waiting, ahead of all the others. */
+  private enqueue(job: QueuedJob): void {
+    const firstNotLive = job.live ? this.queue.findIndex((waiting) => !waiting.live) : -1;
+    if (firstNotLive < 0) this.queue.push(job);
+    else this.queue.splice(firstNotLive, 0, job);
+  }
+
   private cancel(job: QueuedJob): void {
     const index = this.queue.indexOf(job);
     if (index >= 0) {
@@ -226,9 +243,10 @@ export class ModelPool {
       if (!worker.usable || worker.busy || this.assigned.has(worker)) continue;
       const head = this.queue.shift()!;
       const batch = [head];
-      const key = this.options.maxBatch > 1 ? batchKey(head.spec) : undefined;
+      const key = this.options.maxBatch > 1 && !head.live ? batchKey(head.spec) : undefined;
       for (let i = 0; key !== undefined && i < this.queue.length && batch.length < this.options.maxBatch;) {
-        if (batchKey(this.queue[i]!.spec) === key) batch.push(...this.queue.splice(i, 1));
+        const waiting = this.queue[i]!;
+        if (!waiting.live && batchKey(waiting.spec) === key) batch.push(...this.queue.splice(i, 1));
         else i++;
       }
       if (batch.length > 1) {

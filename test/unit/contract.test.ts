@@ -23,8 +23,8 @@ test('the committed contract.schema.json is what src/engine/messages.ts generate
   );
 });
 
-test('the options the worker handles itself are logprobs and batch_size', () => {
-  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'logprobs']);
+test('the options the worker handles itself are logprobs, batch_size and fit_window', () => {
+  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'fit_window', 'logprobs']);
 });
 
 test('options and their JSON Schema have the same names', () => {
@@ -40,6 +40,7 @@ test('options and their JSON Schema have the same names', () => {
     vad_filter: true,
     vad_parameters: {},
     hotwords: '',
+    prefix: 'And so',
     condition_on_previous_text: true,
     without_timestamps: true,
     no_speech_threshold: 0.6,
@@ -48,6 +49,7 @@ test('options and their JSON Schema have the same names', () => {
     hallucination_silence_threshold: 1,
     logprobs: true,
     batch_size: 8,
+    fit_window: true,
   };
   assert.deepEqual(Object.keys(all).sort(), Object.keys(TranscribeOptionsSchema.properties).sort());
 });

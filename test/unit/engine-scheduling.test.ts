@@ -1,9 +1,10 @@
 // Scheduling with fake workers (test/support/fake-worker.mjs): FIFO order, the workers of a model
-// used in parallel, the queue bound (429 with retry-after), and which queued jobs are decoded
-// together in one batch. Jobs are held by gates (files the fake waits for), never by timing.
+// used in parallel, the queue bound (429 with retry-after), which queued jobs are decoded together
+// in one batch, and live jobs ahead of the others. Jobs are held by gates (files the fake waits for),
+// never by timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Engine, type TranscribeOptions } from '../../src/engine/index.ts';
+import { Engine, isEngineError, type JobRequest, type TranscribeOptions } from '../../src/engine/index.ts';
 import {
   engineOptions,
   fakeApp,
@@ -184,5 +185,72 @@ describe('cross-request batching', () => {
       ['p3', {}],
     ]);
     assert.deepEqual(runs, [['p1'], ['p2'], ['p3']]);
+  });
+});
+
+describe('live jobs', () => {
+  const live = (audioPath: string): JobRequest => ({ ...job(audioPath), priority: 'live' });
+
+  it('run ahead of the waiting jobs, in their own order, each alone, observed as any job', async (t) => {
+    const observed: string[] = [];
+    const engine = new Engine(
+      engineOptions({
+        workersPerModel: 2,
+        maxBatch: 4,
+        observer: {
+          jobStarted: (model) => observed.push(`started ${model}`),
+          jobFinished: (model, outcome) => observed.push(`${outcome} ${model}`),
+        },
+      }),
+      testLogger(),
+    );
+    t.after(() => engine.stop());
+    const model = world.model('live');
+    const [gateA, gateB, gateL] = [world.gate(), world.gate(), world.gate()];
+    // One after the other: waiting together, they would be one batch.
+    const held = [engine.transcribe(model, job(world.audio('a', `!gate=${gateA.path}`)))];
+    await waitUntil(() => world.runs('live').length === 1, 'a worker is busy');
+    held.push(engine.transcribe(model, job(world.audio('b', `!gate=${gateB.path}`))));
+    await waitUntil(() => world.runs('live').length === 2, 'both workers are busy');
+    // The file jobs and the second live job have the same options: they could all be one batch.
+    const files = ['f1', 'f2'].map((name) => engine.transcribe(model, job(world.audio(name))));
+    await waitUntil(() => engine.modelStatus('live')?.queued === 2, 'two file jobs wait');
+    const lives = [
+      engine.transcribe(model, live(world.audio('l1', `!gate=${gateL.path}`))),
+      engine.transcribe(model, live(world.audio('l2'))),
+    ];
+    await waitUntil(() => engine.modelStatus('live')?.queued === 4, 'the live jobs wait too');
+
+    gateA.open();
+    await waitUntil(() => world.runs('live').length === 3, 'a worker is free');
+    assert.deepEqual(world.runs('live')[2], ['l1'], 'the first live job runs next, ahead of the file jobs');
+    gateB.open();
+    await waitUntil(() => world.runs('live').length === 5, 'the other worker takes the next two');
+    gateL.open();
+    const transcripts = await Promise.all([...held, ...files, ...lives]);
+    assert.deepEqual(transcripts.map(text), ['a', 'b', 'f1', 'f2', 'l1', 'l2']);
+    assert.deepEqual(world.runs('live'), [['a'], ['b'], ['l1'], ['l2'], ['f1', 'f2']], 'live jobs run alone');
+    assert.deepEqual(observed.filter((entry) => entry === 'started live').length, 6);
+    assert.deepEqual(observed.filter((entry) => entry === 'ok live').length, 6);
+  });
+
+  it('leave the queue when cancelled while they wait, and never run', async (t) => {
+    const engine = new Engine(engineOptions({ workersPerModel: 1 }), testLogger());
+    t.after(() => engine.stop());
+    const model = world.model('live-cancel');
+    const gate = world.gate();
+    const running = engine.transcribe(model, job(world.audio('running', `!gate=${gate.path}`)));
+    await waitUntil(() => world.runs('live-cancel').length === 1, 'the first job runs');
+    const file = engine.transcribe(model, job(world.audio('file')));
+    const controller = new AbortController();
+    const abandoned = engine.transcribe(model, live(world.audio('abandoned')), controller.signal);
+    const next = engine.transcribe(model, live(world.audio('next')));
+    await waitUntil(() => engine.modelStatus('live-cancel')?.queued === 3, 'three jobs wait');
+    controller.abort();
+    await assert.rejects(abandoned, (error: Error) => isEngineError(error, 'job_cancelled'));
+    assert.equal(engine.modelStatus('live-cancel')?.queued, 2);
+    gate.open();
+    assert.deepEqual((await Promise.all([running, next, file])).map(text), ['running', 'next', 'file']);
+    assert.deepEqual(world.runs('live-cancel'), [['running'], ['next'], ['file']]);
   });
 });

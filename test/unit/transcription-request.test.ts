@@ -279,6 +279,13 @@ describe('transcription request fields', () => {
     assert.deepEqual(unknownFields(form({ model: 'm', language: 'de', file: 'x' }), 'translate'), ['language']);
   });
 
+  it("never takes the gateway's own live-turn options from a client: prefix and fit_window are unknown fields", () => {
+    const fields = form({ model: 'm', prefix: 'Forced text', fit_window: 'true', priority: 'live' });
+    const request = parseTranscriptionRequest(fields, 'transcribe');
+    assert.deepEqual(request.options, { task: 'transcribe', temperature: [0, 0.2, 0.4, 0.6, 0.8, 1] });
+    assert.deepEqual(unknownFields(fields, 'transcribe'), ['prefix', 'fit_window', 'priority']);
+  });
+
   it('lists unknown fields for logging instead of rejecting them', () => {
     assert.deepEqual(unknownFields(form({ model: 'm', user: 'x', beam: '5' }), 'transcribe'), ['user', 'beam']);
     assert.doesNotThrow(() => parseTranscriptionRequest(form({ model: 'm', user: 'x' }), 'transcribe'));

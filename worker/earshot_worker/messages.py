@@ -57,6 +57,7 @@ class TranscribeOptions(TypedDict, total=False):
     vad_filter: bool
     vad_parameters: VadParameters
     hotwords: str
+    prefix: str
     condition_on_previous_text: bool
     without_timestamps: bool
     no_speech_threshold: float
@@ -65,6 +66,7 @@ class TranscribeOptions(TypedDict, total=False):
     hallucination_silence_threshold: float
     logprobs: bool
     batch_size: int
+    fit_window: bool
 
 
 class JobSpec(TypedDict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import math
 import os
 import re
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import av
+import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.utils import download_model
@@ -124,6 +126,74 @@ class Interruptible:
         return self._model.detect_language(*args, **kwargs)
 
 
+# fit_window: the encoder sees the audio plus this much silence, in whole seconds, at least
+# FIT_MIN_SECONDS (with 1 s of padding a 0.6 s clip decoded to "N N N ..."), instead of Whisper's
+# fixed 30 s window; longer audio than FIT_MAX_AUDIO_SECONDS is decoded as usual.
+FIT_PADDING_SECONDS = 2
+FIT_MIN_SECONDS = 5
+FIT_MAX_AUDIO_SECONDS = 30 - FIT_PADDING_SECONDS
+# Whisper's log-mel features are 10 ms frames.
+FRAMES_PER_SECOND = 100
+# A fitted window's decode is bounded to about this many tokens a second of audio (speech is 3 to 5,
+# timestamps included), plus a few: a short window that starts to loop stops soon.
+FIT_TOKENS_PER_SECOND = 12
+FIT_EXTRA_TOKENS = 10
+
+
+@dataclass(frozen=True)
+class FittedWindow:
+    """How much of a window the encoder sees (`frames` of features) and how many tokens a decode of it
+    may add after its prompt."""
+    frames: int
+    max_new_tokens: int
+
+
+def fitted_window(audio_seconds: float) -> FittedWindow | None:
+    """The fitted window for audio this long, or None when the audio needs the whole 30 s window."""
+    if audio_seconds > FIT_MAX_AUDIO_SECONDS:
+        return None
+    seconds = max(FIT_MIN_SECONDS, math.ceil(audio_seconds + FIT_PADDING_SECONDS))
+    return FittedWindow(frames=seconds * FRAMES_PER_SECOND,
+                        max_new_tokens=math.ceil(FIT_TOKENS_PER_SECOND * audio_seconds) + FIT_EXTRA_TOKENS)
+
+
+class WindowFitter:
+    """Stands in for the CTranslate2 model (between Interruptible and the AlignmentRecorder) and, while a
+    fit_window job runs (`fit`), encodes only the first `frames` of each window and bounds each decode
+    to `max_new_tokens`. faster-whisper pads every window's features to Whisper's 30 s (3,000 frames)
+    before encoding; CTranslate2's encoder accepts fewer frames, and a short clip then costs a fraction
+    of the full window's encoding and decoding. The decoder, the alignment of word timestamps (and so
+    the logprobs recorded from it) and language detection all work on the shorter encoder output: they
+    never look past a window's content, which the fitted window always holds (the audio and padding).
+    The bound applies in generate() rather than as faster-whisper's max_new_tokens, which refuses a
+    bound that does not fit the model's 448 tokens beside a long prompt (a long prefix and prompt)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.window: FittedWindow | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def fit(self, window: FittedWindow | None) -> None:
+        """Sets the running job's window (None: Whisper's own)."""
+        self.window = window
+
+    def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.window is not None:
+            # The features come as a StorageView on the CPU (faster-whisper builds it from numpy).
+            trimmed = np.asarray(features)[..., :self.window.frames]
+            features = ctranslate2.StorageView.from_array(np.ascontiguousarray(trimmed))
+        return self._model.encode(features, *args, **kwargs)
+
+    def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
+        if self.window is not None:
+            longest = max((len(prompt) for prompt in prompts), default=0)
+            bound = longest + self.window.max_new_tokens
+            kwargs["max_length"] = min(int(kwargs.get("max_length", bound)), bound)
+        return self._model.generate(features, prompts, *args, **kwargs)
+
+
 # A cancelled batched job must stop within about this long: the chunks of a batch are run a few at a
 # time, as many as take about this long at the pace measured so far.
 CANCEL_CHECK_SECONDS = 1.0
@@ -171,7 +241,7 @@ def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
         download_root=download_root,
         local_files_only=local_files_only,
     )
-    whisper.model = Interruptible(AlignmentRecorder(whisper.model))
+    whisper.model = Interruptible(WindowFitter(AlignmentRecorder(whisper.model)))
     share_prompt_between_hotwords_and_previous_text(whisper)
     return whisper
 
@@ -313,6 +383,9 @@ def check_options(job: Job) -> None:
     problems = contract.errors("TranscribeOptions", job.options)
     if problems:
         raise JobError("invalid_options", f"invalid options: {contract.describe(problems)}")
+    if job.options.get("fit_window") and job.options.get("batch_size") is not None:
+        # The batched pipeline encodes chunks of other lengths together: it has no fitted window.
+        raise JobError("invalid_options", "fit_window cannot be combined with batch_size")
 
 
 def run_job(model: WhisperModel, job: Job, send: Send,
@@ -321,8 +394,9 @@ def run_job(model: WhisperModel, job: Job, send: Send,
     """Runs one job, sending info, then each segment as it is decoded, then done or error.
     `audio` is the job's audio when the caller has decoded it already."""
     started = time.monotonic()
-    # Interruptible passes everything else on to the AlignmentRecorder behind it.
+    # Interruptible passes everything else on to the WindowFitter and the AlignmentRecorder behind it.
     recorder: AlignmentRecorder = model.model
+    fitter: WindowFitter = model.model
     model.model.cancelled = job.cancelled
     try:
         if job.cancelled.is_set():
@@ -338,7 +412,9 @@ def run_job(model: WhisperModel, job: Job, send: Send,
             audio = decode(job.audio, max_audio_seconds)
         batch_size = job.options.get("batch_size")
         if batch_size is None:
-            batch_size = long_audio.batch_size_for(options, audio.size / SAMPLING_RATE)
+            batch_size = long_audio.batch_size_for(job.options, audio.size / SAMPLING_RATE)
+        if job.options.get("fit_window") and batch_size is None:
+            fitter.fit(fitted_window(audio.size / SAMPLING_RATE))
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own. It decodes
@@ -380,4 +456,5 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         send({"type": "error", "job": job.id, "code": "model_error", "message": f"{type(error).__name__}: {error}"})
     finally:
         recorder.stop()
+        fitter.fit(None)
         model.model.cancelled = None

@@ -523,12 +523,18 @@ def long_recording(audio_dir: Path, path: Path) -> Path:
              for name in ("jfk.flac", "hotwords.mp3", "stereo_diarization.wav")]
     english = decode_audio(str(audio_dir / "multilingual.mp3"), sampling_rate=16000)[: int(29.6 * 16000)]
     gap = np.zeros(16000, dtype=np.float32)
-    audio = np.concatenate([parts[0], gap, english, gap, parts[1], gap, parts[2], gap, parts[0]])
+    return write_wav16k(path, np.concatenate([parts[0], gap, english, gap, parts[1], gap, parts[2], gap, parts[0]]))
+
+
+def write_wav16k(path: Path, samples) -> Path:
+    """16 kHz mono float samples as a pcm16 WAV file."""
+    import numpy as np
+
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16000)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
     return path
 
 
@@ -554,3 +560,66 @@ def test_long_audio_through_the_batched_path_gives_sentence_segments(spawn_worke
     assert_succeeded(coarse)
     assert len(by_type(coarse, "segment")) < len(segments)
 
+
+
+# -- live turns: prefix and fit_window -----------------------------------------------------------
+
+JFK_CUTS = [0.6, 2.0, 5.0, 11.0]
+
+
+@pytest.fixture(scope="module")
+def jfk_clips(tmp_path_factory, audio_dir) -> dict[float, Path]:
+    """JFK's speech cut after each of JFK_CUTS seconds (11 s is all of it), as a live turn grows."""
+    from faster_whisper.audio import decode_audio
+
+    speech = decode_audio(str(audio_dir / "jfk.flac"), sampling_rate=16000)
+    directory = tmp_path_factory.mktemp("jfk-clips")
+    return {cut: write_wav16k(directory / f"jfk-{cut}.wav", speech[: int(cut * 16000)]) for cut in JFK_CUTS}
+
+
+@pytest.mark.parametrize("cut", JFK_CUTS)
+def test_fit_window_gives_the_words_of_the_whole_window(base_worker, jfk_clips, cut):
+    clip = jfk_clips[cut]
+    whole = base_worker.transcribe(clip, {"language": "en"})
+    assert_succeeded(whole)
+    expected = normalise(transcript(whole))
+    assert expected, "the clip has words"
+    for options in ({"beam_size": 1, "temperature": [0.0]}, {"beam_size": 5}):
+        fitted = base_worker.transcribe(clip, {"language": "en", "fit_window": True, **options})
+        assert_succeeded(fitted)
+        words = normalise(transcript(fitted))
+        assert words == expected, (cut, options)
+        assert not re.search(r"\b(\w+)( \1){2,}\b", words), f"the decode loops: {words!r}"
+
+
+@pytest.mark.parametrize("fit_window", [False, True])
+def test_prefix_is_forced_and_is_the_start_of_the_text(base_worker, jfk_clips, fit_window):
+    # Not what the model hears ("fellow Americans"): the text starts with it only because it is forced.
+    prefix = "And so, my fellow citizens,"
+    messages = base_worker.transcribe(jfk_clips[11.0], {"language": "en", "prefix": prefix, "fit_window": fit_window})
+    assert_succeeded(messages)
+    text = transcript(messages).strip()
+    assert text.startswith(prefix), text
+    assert "ask not what your country can do for you" in normalise(text[len(prefix):])
+
+
+def test_fit_window_with_logprobs_and_word_timestamps(base_worker, jfk_clips):
+    messages = base_worker.transcribe(jfk_clips[5.0], {"language": "en", "fit_window": True, "logprobs": True,
+                                                       "word_timestamps": True})
+    assert_succeeded(messages)
+    segments = [m["segment"] for m in by_type(messages, "segment")]
+    assert normalise("".join(s["text"] for s in segments)) == "and so my fellow americans ask not"
+    for segment in segments:
+        logprobs = segment["logprobs"]
+        assert logprobs, "each segment carries its tokens' logprobs"
+        assert b"".join(bytes(token["bytes"]) for token in logprobs).decode("utf-8") == segment["text"]
+        assert all(token["logprob"] <= 0 for token in logprobs)
+        words = segment["words"]
+        assert words and all(0 <= w["start"] <= w["end"] <= 5.05 for w in words), words
+        assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+def test_fit_window_with_batch_size_is_invalid_options(tiny_worker, jfk_clips):
+    error = assert_failed_with(tiny_worker.transcribe(jfk_clips[2.0], {"fit_window": True, "batch_size": 4}),
+                               "invalid_options")
+    assert "fit_window" in error["message"] and "batch_size" in error["message"]

@@ -54,7 +54,7 @@ def test_error_and_fatal_codes_are_the_contracts() -> None:
 
 
 def test_option_lists_come_from_the_schema() -> None:
-    assert WORKER_OPTIONS == {"logprobs", "batch_size"}
+    assert WORKER_OPTIONS == {"logprobs", "batch_size", "fit_window"}
     assert ALLOWED_OPTIONS | WORKER_OPTIONS == set(contract.DEFINITIONS["TranscribeOptions"]["properties"])
     assert "language" in ALLOWED_OPTIONS and "clip_timestamps" not in ALLOWED_OPTIONS
 
@@ -64,10 +64,10 @@ def test_batching_rule_agrees_with_the_gateway_on_the_shared_cases(case: dict[st
     # test/unit/contract.test.ts checks the same cases against the gateway's batchKey.
     assert contract.batchable(case["options"], "cross_request") is case["cross_request"]
     assert contract.batchable(case["options"], "long_audio") is case["long_audio"]
+    # run_job asks with the job's options as sent, the worker's own among them.
     long_audio = LongAudioBatching(batch_size=8, min_seconds=60.0)
-    options = {name: value for name, value in case["options"].items() if name not in WORKER_OPTIONS}
-    assert long_audio.batch_size_for(options, 61.0) == (8 if case["long_audio"] else None)
-    assert long_audio.batch_size_for(options, 59.0) is None
+    assert long_audio.batch_size_for(case["options"], 61.0) == (8 if case["long_audio"] else None)
+    assert long_audio.batch_size_for(case["options"], 59.0) is None
 
 
 def test_commands_the_gateway_sends_are_valid_and_malformed_ones_are_not() -> None:
