@@ -12,15 +12,17 @@ RUN apt-get update \
 WORKDIR /app
 # What `npm ci` needs (its postinstall builds .venv with the pinned requirements, assembles the
 # bundled models and writes the engine facts), first, so that a source change does not redo the install.
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 COPY scripts/setup-python.ts scripts/prune-venv.py scripts/
 COPY src/paths.ts src/
 COPY worker/requirements.txt worker/requirements-dev.txt worker/bundled-models.json worker/
 COPY worker/earshot_worker/__init__.py worker/earshot_worker/bundled.py worker/earshot_worker/facts.py worker/earshot_worker/
 # --omit=dev: no TypeScript, eslint or OpenAI SDK in node_modules, and setup-python leaves out the
 # Python test tools (pytest, openai, mypy).
+# onnxruntime-node (the realtime VAD) ships binaries for every platform: keep this one's (−240 MB).
 RUN npm ci --omit=dev --no-audit --no-fund --foreground-scripts \
  && npm cache clean --force \
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 ! -path "*/linux/$(node -p process.arch)" -exec rm -rf {} + \
  && .venv/bin/python scripts/prune-venv.py
 COPY src src
 COPY worker/earshot_worker worker/earshot_worker

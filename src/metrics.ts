@@ -66,6 +66,23 @@ export class Metrics implements EngineObserver {
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
+  private readonly realtimeSessions = new Gauge({
+    name: 'earshot_realtime_sessions',
+    help: 'Realtime transcription sessions open now.',
+    registers: [this.registry],
+  });
+  private readonly realtimeTurns = new Counter({
+    name: 'earshot_realtime_turns_total',
+    help: 'Realtime turns committed, by outcome (completed or failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly realtimeTurnSeconds = new Histogram({
+    name: 'earshot_realtime_turn_latency_seconds',
+    help: 'Time from a turn\'s commit (speech stopped) to its completed transcript.',
+    buckets: [0.1, 0.2, 0.3, 0.5, 0.8, 1, 1.5, 2, 3, 5, 10],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'earshot_gateway_' });
@@ -122,6 +139,19 @@ export class Metrics implements EngineObserver {
       this.audioSeconds.inc({ model, task: transcript.task }, transcript.info.duration);
       if (seconds > 0) this.realtimeFactor.observe({ model }, transcript.info.duration / seconds);
     }
+  }
+
+  realtimeSessionOpened(): void {
+    this.realtimeSessions.inc();
+  }
+
+  realtimeSessionClosed(): void {
+    this.realtimeSessions.dec();
+  }
+
+  observeRealtimeTurn(outcome: 'completed' | 'failed', seconds?: number): void {
+    this.realtimeTurns.inc({ outcome });
+    if (seconds !== undefined) this.realtimeTurnSeconds.observe(seconds);
   }
 
   workerRestarted(model: string): void {
