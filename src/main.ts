@@ -1,6 +1,8 @@
 // Entry point: read the config, start the engine with the default model, serve, shut down gracefully.
 import closeWithGrace from 'close-with-grace';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { pino } from 'pino';
 import { InvalidConfigError, loadConfig, type Config } from './config.ts';
 import {
@@ -100,7 +102,31 @@ function readApiKeys(): string[] {
   }
 }
 
-const app = await buildApp({ config, engine, registry, metrics, apiKeys: readApiKeys(), logger: log });
+/** The certificate and key (EARSHOT_TLS_CERT, EARSHOT_TLS_KEY), checked to make a TLS context together. */
+function readTls(): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined;
+  try {
+    const tls = { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
+    createSecureContext(tls);
+    return tls;
+  } catch (error) {
+    log.fatal(
+      `The TLS certificate ${config.tlsCert} and key ${config.tlsKey} could not be used: ${(error as Error).message}`,
+    );
+    process.exit(2);
+  }
+}
+
+const tls = readTls();
+const app = await buildApp({
+  config,
+  engine,
+  registry,
+  metrics,
+  apiKeys: readApiKeys(),
+  logger: log,
+  ...(tls && { tls }),
+});
 
 closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error');

@@ -833,40 +833,27 @@ export type ServerEvent =
   | TranscriptionFailedEvent
   | ErrorEvent;
 
-/** `session.created` (GA) / `transcription_session.created` (beta): the first event of a session. */
-export function sessionCreatedEvent(
-  dialect: 'ga',
-  config: SessionConfig,
-  facts: SessionFacts,
-): GaSessionEvent<'session.created'>;
-export function sessionCreatedEvent(
-  dialect: 'beta',
-  config: SessionConfig,
-  facts: SessionFacts,
-): BetaSessionEvent<'transcription_session.created'>;
-export function sessionCreatedEvent(dialect: Dialect, config: SessionConfig, facts: SessionFacts): SessionEvent;
-export function sessionCreatedEvent(dialect: Dialect, config: SessionConfig, facts: SessionFacts): SessionEvent {
-  return dialect === 'ga'
-    ? { type: 'session.created', event_id: newEventId(), session: gaSessionObject(config, facts) }
-    : { type: 'transcription_session.created', event_id: newEventId(), session: betaSessionObject(config, facts) };
-}
+/** The session event of a kind in a dialect (both events when the dialect is not known statically). */
+export type SessionEventOf<K extends 'created' | 'updated', D extends Dialect> = D extends 'ga'
+  ? GaSessionEvent<`session.${K}`>
+  : BetaSessionEvent<`transcription_session.${K}`>;
 
-/** The answer to a valid update, with the whole effective config, in the dialect of that update. */
-export function sessionUpdatedEvent(
-  dialect: 'ga',
+/**
+ * `created`: the first event of a session (GA `session.created`, beta `transcription_session.created`);
+ * `updated`: the answer to a valid update, with the whole effective config, in the dialect of that update.
+ */
+export function sessionEvent<K extends 'created' | 'updated', D extends Dialect>(
+  kind: K,
+  dialect: D,
   config: SessionConfig,
   facts: SessionFacts,
-): GaSessionEvent<'session.updated'>;
-export function sessionUpdatedEvent(
-  dialect: 'beta',
-  config: SessionConfig,
-  facts: SessionFacts,
-): BetaSessionEvent<'transcription_session.updated'>;
-export function sessionUpdatedEvent(dialect: Dialect, config: SessionConfig, facts: SessionFacts): SessionEvent;
-export function sessionUpdatedEvent(dialect: Dialect, config: SessionConfig, facts: SessionFacts): SessionEvent {
-  return dialect === 'ga'
-    ? { type: 'session.updated', event_id: newEventId(), session: gaSessionObject(config, facts) }
-    : { type: 'transcription_session.updated', event_id: newEventId(), session: betaSessionObject(config, facts) };
+): SessionEventOf<K, D> {
+  const event: SessionEvent =
+    dialect === 'ga'
+      ? { type: `session.${kind}`, event_id: newEventId(), session: gaSessionObject(config, facts) }
+      : { type: `transcription_session.${kind}`, event_id: newEventId(), session: betaSessionObject(config, facts) };
+  // The type follows from `kind` and `dialect`, which TypeScript does not narrow generics by.
+  return event as SessionEventOf<K, D>;
 }
 
 /** `audioStartMs`: ms of session audio where the turn's audio starts, its prefix padding included. */

@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import { ApiError } from '../api-errors.ts';
 import { isEngineError } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
+import { ClientSecretStore } from '../realtime/client-secrets.ts';
 import type { AppDependencies, RequestSummary } from './context.ts';
 import { rateLimitedError, toApiError } from './error-translation.ts';
 import {
@@ -29,6 +30,7 @@ import {
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
+import { realtimeSecretRoutes } from './routes/realtime-secrets.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
 import { MAX_FIELD_BYTES, UploadDirectory, uploadStarted } from './uploads.ts';
 
@@ -125,7 +127,7 @@ function answerFrameworkError(
  * and start no worker. A connection past the cap gets a 429 and is closed; it is not logged (that
  * would let a flood write the log), only counted.
  */
-function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Metrics | undefined): void {
+function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Metrics | undefined, tls: boolean): void {
   const open = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
     const address = clientAddress(socket.remoteAddress);
@@ -135,6 +137,11 @@ function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Me
       const body = JSON.stringify(error.toJSON());
       metrics?.observeRequest('unknown', 'unknown', error.status, 0);
       socket.on('error', () => socket.destroy());
+      // Under TLS this is the raw socket, before the handshake: plain text would reach no one.
+      if (tls) {
+        socket.destroy();
+        return;
+      }
       socket.end(
         `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\n` +
           `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -153,6 +160,15 @@ function capConnectionsPerAddress(app: FastifyInstance, max: number, metrics: Me
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
+  // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
+  // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
+  // requireHostHeader: Node's own 400 for an HTTP/1.1 request without Host has no body, no
+  // x-request-id and no log line; the hook below answers it in OpenAI's shape instead.
+  const serverOptions = {
+    maxHeaderSize: config.maxHeaderBytes,
+    connectionsCheckingInterval: 1000,
+    requireHostHeader: false,
+  };
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     // Each request is logged once, by recordRequest, rather than by Fastify's two lines.
@@ -164,11 +180,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     // The upload limit is enforced per file by the multipart reader; this bounds every other body.
     bodyLimit: 1024 * 1024,
-    // Node checks requestTimeout (the headers' deadline; the body's is kept in uploads.ts) only
-    // every connectionsCheckingInterval, 30 s by default: check every second so it fires on time.
-    // requireHostHeader: Node's own 400 for an HTTP/1.1 request without Host has no body, no
-    // x-request-id and no log line; the hook below answers it in OpenAI's shape instead.
-    http: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1000, requireHostHeader: false },
+    // With a certificate, the same server options go to https.createServer (Fastify passes only
+    // `https` there, not `http`). Typed as the HTTP server: the instance's API is the same.
+    ...((deps.tls ? { https: { ...serverOptions, ...deps.tls } } : { http: serverOptions }) as {
+      http: typeof serverOptions;
+    }),
     requestTimeout: config.requestTimeoutMs,
     // Refused during shutdown by the hook below, in OpenAI's shape rather than Fastify's.
     return503OnClosing: false,
@@ -176,7 +192,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     frameworkErrors: (error, request, reply) => answerFrameworkError(error, request, reply, deps.metrics),
   });
 
-  if (config.maxConnectionsPerAddress > 0) capConnectionsPerAddress(app, config.maxConnectionsPerAddress, deps.metrics);
+  if (config.maxConnectionsPerAddress > 0) {
+    capConnectionsPerAddress(app, config.maxConnectionsPerAddress, deps.metrics, deps.tls !== undefined);
+  }
 
   app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request, reply) => {
@@ -187,6 +205,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       request.summary.error ??= 'client_disconnected';
       recordRequest(request, reply, CLIENT_CLOSED, deps.metrics);
     });
+  });
+  // A WebSocket upgrade refused with an HTTP answer (a 401, a 429): its socket left Node's HTTP server
+  // at the upgrade, so no keep-alive timeout or request deadline would ever close it. The answer is the
+  // last thing it carries. (An upgrade that succeeds is answered by ws, never through this reply.)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers.upgrade === undefined) return;
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => request.raw.socket.end());
   });
   app.addHook('onRequest', async (request, reply) => {
     if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return;
@@ -210,9 +236,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...(config.publicMetrics ? ['/metrics'] : []),
   ]);
   const checker = new ApiKeyChecker([...(deps.apiKeys ?? []), ...config.adminApiKeys]);
+  const clientSecrets = deps.clientSecrets ?? new ClientSecretStore();
   installApiKeyCheck(app, {
     checker,
     publicPaths,
+    clientSecrets,
     ...(config.adminApiKeys.length > 0 && { admin: new ApiKeyChecker(config.adminApiKeys) }),
     ...(config.authFailuresPerMinute > 0 && { failures: new AuthFailureLimiter(config.authFailuresPerMinute) }),
   });
@@ -289,5 +317,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(modelRoutes, deps);
   await app.register(adminRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
+  await app.register(realtimeSecretRoutes, { ...deps, clientSecrets });
   return app;
 }

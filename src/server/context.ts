@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Engine, ModelRegistry } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
+import type { ClientSecretStore } from '../realtime/client-secrets.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -14,6 +15,10 @@ export interface AppDependencies {
   metrics?: Metrics;
   /** The process's logger; tests leave it out and get one at the configured level. */
   logger?: FastifyBaseLogger;
+  /** Where ephemeral keys are kept; tests give one with their own clock (default: a new store). */
+  clientSecrets?: ClientSecretStore;
+  /** Serve HTTPS (and WSS) with this certificate and key (EARSHOT_TLS_CERT, EARSHOT_TLS_KEY, read). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 /** What a request did, for its one log line. Routes fill in what they know. */

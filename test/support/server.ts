@@ -1,19 +1,25 @@
 // Starts the real earshot server (src/main.ts, as `npm start` does) on a free port, waits until the
 // default model is ready (unless told not to), and stops it. End-to-end tests call it with the
-// official OpenAI SDK.
+// official OpenAI SDK. With a certificate it serves HTTPS and WSS (EARSHOT_TLS_CERT, EARSHOT_TLS_KEY).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../src/paths.ts';
+import { httpsGet, type Certificate } from './tls.ts';
 
 export const audioDir = path.join(projectRoot, 'test', 'audio');
 export const JFK_TEXT =
   'And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.';
 
 export interface RunningServer {
+  /** `http://127.0.0.1:PORT`, or https with a certificate. */
   url: string;
   baseURL: string;
+  /** With a certificate: the PEM a client trusts it with (its own, self-signed). */
+  ca: string | undefined;
   process: ChildProcess;
   logs: Record<string, unknown>[];
   stop(): Promise<number | null>;
@@ -24,6 +30,13 @@ export interface StartOptions {
   waitForReady?: boolean;
   /** Start the server in a process group of its own (to signal the whole group, as a terminal does). */
   detached?: boolean;
+  /** Serve HTTPS and WSS with this certificate (written to files the server is pointed at). */
+  tls?: Certificate;
+}
+
+/** The status of GET `url`, trusting `ca` alone when given (a self-signed certificate). */
+async function statusOf(url: string, ca: string | undefined): Promise<number> {
+  return ca === undefined ? (await fetch(url)).status : (await httpsGet(url, ca)).status;
 }
 
 const READY_TIMEOUT_MS = 120_000;
@@ -32,9 +45,18 @@ export async function startServer(
   env: Record<string, string> = {},
   options: StartOptions = {},
 ): Promise<RunningServer> {
+  let tlsEnv: Record<string, string> = {};
+  if (options.tls) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-tls-'));
+    writeFileSync(path.join(dir, 'cert.pem'), options.tls.cert);
+    writeFileSync(path.join(dir, 'key.pem'), options.tls.key, { mode: 0o600 });
+    tlsEnv = { EARSHOT_TLS_CERT: path.join(dir, 'cert.pem'), EARSHOT_TLS_KEY: path.join(dir, 'key.pem') };
+    // Read at start: gone with the test process.
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'main.ts')], {
     cwd: projectRoot,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EARSHOT_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EARSHOT_LOG_LEVEL: 'info', ...tlsEnv, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
     detached: options.detached ?? false,
   });
@@ -54,7 +76,7 @@ export async function startServer(
   const url = await listening;
   if (options.waitForReady ?? true) {
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    while ((await fetch(`${url}/health`)).status !== 200) {
+    while ((await statusOf(`${url}/health`, options.tls?.cert)) !== 200) {
       if (Date.now() > deadline) {
         child.kill('SIGTERM');
         throw new Error('earshot did not become ready in time');
@@ -65,6 +87,7 @@ export async function startServer(
   return {
     url,
     baseURL: `${url}/v1`,
+    ca: options.tls?.cert,
     process: child,
     logs,
     async stop() {

@@ -15,10 +15,13 @@ export interface StubApp {
   dispose: () => Promise<void>;
 }
 
-/** `env`: EARSHOT_* settings (logging silent unless given); `deps`: API keys, metrics, a logger. */
+/**
+ * `env`: EARSHOT_* settings (logging silent unless given); `deps`: API keys, metrics, a logger, an
+ * ephemeral key store, a TLS certificate.
+ */
 export async function stubApp(
   env: Record<string, string> = {},
-  deps: Partial<Pick<AppDependencies, 'apiKeys' | 'metrics' | 'logger'>> = {},
+  deps: Partial<Pick<AppDependencies, 'apiKeys' | 'metrics' | 'logger' | 'clientSecrets' | 'tls'>> = {},
 ): Promise<StubApp> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-stub-app-'));
   const config = loadConfig([], { EARSHOT_LOG_LEVEL: 'silent', ...env, EARSHOT_TMP_DIR: tmpDir });

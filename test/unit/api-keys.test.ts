@@ -80,6 +80,10 @@ describe('configured API keys', () => {
     assert.throws(() => loadApiKeys(['tab\tkey'], undefined), /not printable ASCII/);
     assert.deepEqual(loadApiKeys(['sk-1', 'with inner space'], undefined), ['sk-1', 'with inner space']);
   });
+
+  it('refuses at start a key that looks like an ephemeral key (ek_…), which earshot mints itself', () => {
+    assert.throws(() => loadApiKeys(['sk-1', 'ek_mine'], undefined), /key 2 of 2 .* starts with ek_/);
+  });
 });
 
 describe('admin keys (EARSHOT_ADMIN_API_KEYS)', () => {

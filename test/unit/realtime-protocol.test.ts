@@ -24,8 +24,7 @@ import {
   parseTranscriptionSessionRequest,
   selectSubprotocol,
   SEMANTIC_VAD_SILENCE_MS,
-  sessionCreatedEvent,
-  sessionUpdatedEvent,
+  sessionEvent,
   speechStartedEvent,
   speechStoppedEvent,
   subprotocolApiKey,
@@ -570,7 +569,8 @@ describe('realtime server events', () => {
   };
 
   it('GA session.created / session.updated carry the transcription session object', () => {
-    const created = sessionCreatedEvent(
+    const created = sessionEvent(
+      'created',
       'ga',
       DEFAULT_SESSION_CONFIG,
       FACTS,
@@ -606,7 +606,7 @@ describe('realtime server events', () => {
         eagerness: 'low',
       },
     };
-    const updatedEvent = sessionUpdatedEvent('ga', semantic, FACTS) satisfies OnTheWire<GA.SessionUpdatedEvent>;
+    const updatedEvent = sessionEvent('updated', 'ga', semantic, FACTS) satisfies OnTheWire<GA.SessionUpdatedEvent>;
     assert.equal(updatedEvent.type, 'session.updated');
     assert.deepEqual(updatedEvent.session.audio.input, {
       format: { type: 'audio/pcmu' },
@@ -616,13 +616,14 @@ describe('realtime server events', () => {
     });
     assert.deepEqual(updatedEvent.session.include, ['item.input_audio_transcription.logprobs']);
     assert.equal(
-      sessionUpdatedEvent('ga', { ...config, turnDetection: null }, FACTS).session.audio.input.turn_detection,
+      sessionEvent('updated', 'ga', { ...config, turnDetection: null }, FACTS).session.audio.input.turn_detection,
       null,
     );
   });
 
   it('beta transcription_session.created / .updated carry the flat session object', () => {
-    const updatedEvent = sessionUpdatedEvent(
+    const updatedEvent = sessionEvent(
+      'updated',
       'beta',
       { ...config, inputFormat: 'audio/pcma' },
       FACTS,
@@ -642,7 +643,7 @@ describe('realtime server events', () => {
         client_secret: null,
       },
     });
-    const created = sessionCreatedEvent('beta', DEFAULT_SESSION_CONFIG, FACTS);
+    const created = sessionEvent('created', 'beta', DEFAULT_SESSION_CONFIG, FACTS);
     created.session satisfies BetaWireSession;
     assert.equal(created.type, 'transcription_session.created');
     assert.equal(created.session.input_audio_format, 'pcm16');

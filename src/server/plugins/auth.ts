@@ -1,9 +1,19 @@
 // API keys: `Authorization: Bearer KEY`, compared in constant time, never logged. With no keys
-// configured every request is accepted (the OpenAI SDKs always send some key).
+// configured every request is accepted (the OpenAI SDKs always send some key). The realtime WebSocket
+// (`GET /v1/realtime`) also takes the key as the subprotocol `openai-insecure-api-key.KEY` (browsers
+// cannot set headers), and takes ephemeral keys (`ek_…`, minted by POST /v1/realtime/client_secrets):
+// each opens one session, which starts with the config it was minted with (request.ephemeralSession).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../api-errors.ts';
+import {
+  EPHEMERAL_KEY_PREFIX,
+  REALTIME_ROUTE,
+  type ClientSecretStore,
+  type EphemeralSession,
+} from '../../realtime/client-secrets.ts';
+import { subprotocolApiKey } from '../../realtime/protocol.ts';
 
 /** The configured keys: the list plus the key file's lines (blank lines and `#` comments skipped). */
 export function loadApiKeys(keys: readonly string[], keyFile: string | undefined): string[] {
@@ -22,6 +32,12 @@ export function loadApiKeys(keys: readonly string[], keyFile: string | undefined
       `API key ${unusable + 1} of ${all.length} (EARSHOT_API_KEYS first, then the key file) holds a character that is not printable ASCII; clients could not send it.`,
     );
   }
+  const ephemeral = all.findIndex((key) => key.startsWith(EPHEMERAL_KEY_PREFIX));
+  if (ephemeral >= 0) {
+    throw new Error(
+      `API key ${ephemeral + 1} of ${all.length} (EARSHOT_API_KEYS first, then the key file) starts with ${EPHEMERAL_KEY_PREFIX}, which marks the ephemeral keys earshot mints; choose another.`,
+    );
+  }
   return all;
 }
 
@@ -33,7 +49,7 @@ export function parseBearer(authorization: string | undefined): string | undefin
 }
 
 /** Shows a key the way OpenAI does in its 401 message: enough to recognise, not to reuse. */
-function masked(key: string): string {
+export function masked(key: string): string {
   return key.length > 10 ? `${key.slice(0, 3)}***${key.slice(-4)}` : '***';
 }
 
@@ -53,7 +69,11 @@ export class ApiKeyChecker {
    * the same for every spelling of the header that carries that key), or the error to answer.
    */
   authenticate(authorization: string | undefined): { keyId: string } | { error: ApiError } {
-    const key = parseBearer(authorization);
+    return this.authenticateKey(parseBearer(authorization));
+  }
+
+  /** The same, for a key however it came (the header, the realtime subprotocol). */
+  authenticateKey(key: string | undefined): { keyId: string } | { error: ApiError } {
     if (!key) {
       return {
         error: new ApiError('missing_api_key'),
@@ -76,6 +96,12 @@ declare module 'fastify' {
      * every request it let through; undefined when no keys are configured or on public paths.
      */
     apiKeyId: string | undefined;
+    /**
+     * The realtime route's request opened with an ephemeral key: the session config (and dialect,
+     * session id) it was minted with. Set by the key check, which has spent the key by then (it is
+     * given back if the upgrade is answered with an error status instead).
+     */
+    ephemeralSession: EphemeralSession | undefined;
   }
 }
 
@@ -148,7 +174,23 @@ export class AuthFailureLimiter {
   }
 }
 
-/** Adds the key check to every route of the app but the public ones (and CORS preflights). */
+/**
+ * The key a request carries: `Authorization: Bearer KEY`, or on the realtime route the subprotocol
+ * `openai-insecure-api-key.KEY` (what OpenAI's browser client sends; the header wins if both are sent).
+ */
+function requestKey(request: FastifyRequest, realtime: boolean): string | undefined {
+  return (
+    parseBearer(request.headers.authorization) ??
+    (realtime ? subprotocolApiKey(request.headers['sec-websocket-protocol']) : undefined)
+  );
+}
+
+/**
+ * Adds the key check to every route of the app but the public ones (and CORS preflights). Ephemeral
+ * keys are good on the realtime route only, and looked up even without API keys configured (their
+ * session config must apply); there, without API keys, an ephemeral key the store does not know is
+ * accepted like any key (a restart forgets them), one that expired or was used is refused.
+ */
 export function installApiKeyCheck(
   app: FastifyInstance,
   options: {
@@ -157,32 +199,73 @@ export function installApiKeyCheck(
     failures?: AuthFailureLimiter;
     /** The admin keys (EARSHOT_ADMIN_API_KEYS), when set: the only keys the admin API takes. */
     admin?: ApiKeyChecker;
+    /** Where ephemeral keys are minted; without it, an `ek_…` key is checked as an API key. */
+    clientSecrets?: ClientSecretStore;
   },
 ): void {
   app.decorateRequest('apiKeyId', undefined);
-  if (!options.checker.enabled) return;
-  const { failures } = options;
+  app.decorateRequest('ephemeralSession', undefined);
+  const { checker, failures, clientSecrets } = options;
+  if (!checker.enabled && !clientSecrets) return;
+  /** How to give back the ephemeral key a request took, if its upgrade is refused after the check. */
+  const releases = new WeakMap<FastifyRequest, () => void>();
+
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
-    const retryAfter = failures?.retryAfter(clientAddress(request.ip));
-    if (retryAfter !== undefined) {
+    const realtime = request.routeOptions.url === REALTIME_ROUTE;
+    const key = requestKey(request, realtime);
+    const ephemeral = clientSecrets !== undefined && key?.startsWith(EPHEMERAL_KEY_PREFIX) === true;
+    if (!checker.enabled && !(ephemeral && realtime)) return;
+    const address = clientAddress(request.ip);
+    if (checker.enabled) {
+      const retryAfter = failures?.retryAfter(address);
+      if (retryAfter !== undefined) {
+        throw new ApiError(
+          'too_many_auth_failures',
+          { retryAfterSeconds: retryAfter },
+          { retryAfterSeconds: retryAfter },
+        );
+      }
+    }
+    if (ephemeral && key !== undefined && clientSecrets !== undefined) {
+      // Not a guess at a key: a client holding a good one sent it to the wrong place.
+      if (!realtime) throw new ApiError('invalid_client_secret', { why: 'wrong_route' });
+      const redemption = clientSecrets.redeem(key);
+      if (redemption.ok) {
+        request.ephemeralSession = redemption.session;
+        request.apiKeyId = redemption.session.mintedBy;
+        releases.set(request, redemption.release);
+        return;
+      }
+      if (!checker.enabled && redemption.why === 'unknown') return;
+      if (checker.enabled) failures?.recordFailure(address);
       throw new ApiError(
-        'too_many_auth_failures',
-        { retryAfterSeconds: retryAfter },
-        { retryAfterSeconds: retryAfter },
+        'invalid_client_secret',
+        redemption.why === 'expired'
+          ? { why: 'expired', maskedKey: masked(key), expiredAt: redemption.expiredAt.toISOString() }
+          : { why: redemption.why, maskedKey: masked(key) },
       );
     }
-    const result = options.checker.authenticate(request.headers.authorization);
+    const result = checker.authenticateKey(key);
     if ('error' in result) {
-      failures?.recordFailure(clientAddress(request.ip));
+      failures?.recordFailure(address);
       throw result.error;
     }
     request.apiKeyId = result.keyId;
     // By the route matched, not the URL as sent: `/api/p%73` is the same route.
     if (options.admin && request.routeOptions.url?.startsWith('/api/ps')) {
-      if ('error' in options.admin.authenticate(request.headers.authorization)) {
+      if ('error' in options.admin.authenticateKey(key)) {
         throw new ApiError('admin_key_required');
       }
     }
   });
+
+  if (clientSecrets) {
+    // An upgrade answered with an error (429 too_many_sessions, a shutdown's 503) opened no session:
+    // the key it took may open one later. An upgraded request is hijacked and gets no onResponse.
+    app.addHook('onResponse', async (request, reply) => {
+      const release = releases.get(request);
+      if (release && reply.statusCode >= 400) release();
+    });
+  }
 }
