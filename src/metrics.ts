@@ -79,7 +79,7 @@ export class Metrics implements EngineObserver {
   });
   private readonly realtimeTurnSeconds = new Histogram({
     name: 'earshot_realtime_turn_latency_seconds',
-    help: 'Time from a turn\'s commit (speech stopped) to its completed transcript.',
+    help: "Time from a turn's commit (speech stopped) to its completed transcript.",
     buckets: [0.1, 0.2, 0.3, 0.5, 0.8, 1, 1.5, 2, 3, 5, 10],
     registers: [this.registry],
   });

@@ -1,31 +1,39 @@
 // GET /v1/realtime: OpenAI's realtime API for transcription sessions, over a WebSocket. Thin glue
 // between the socket and a TranscriptionSession; auth happens on the upgrade request (plugins/auth.ts).
 import websocket from '@fastify/websocket';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { WebSocket } from 'ws';
+import type { FastifyInstance } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
 import { ApiError } from '../api-errors.ts';
+import { sileroVadModelPath } from '../engine/index.ts';
 import type { AppDependencies } from '../server/context.ts';
+import { REALTIME_ROUTE } from './client-secrets.ts';
 import * as protocol from './protocol.ts';
 import { TranscriptionSession } from './session.ts';
-import type { SileroVad } from './vad.ts';
+import { SileroVad } from './vad.ts';
 
 export interface RealtimeDependencies extends AppDependencies {
-  vad: SileroVad;
   newFilePath(): string;
 }
 
-/** Which dialect a client speaks from the start: OpenAI's beta clients send `OpenAI-Beta: realtime=v1`. */
-function dialectOf(request: FastifyRequest): protocol.Dialect {
-  return /realtime=v1/i.test(String(request.headers['openai-beta'] ?? '')) ? 'beta' : 'ga';
+/** A text message's payload as ws hands it over (one Buffer, unless fragmented). */
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
 }
 
 export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDependencies): Promise<void> {
   const { config } = deps;
   const sessions = new Set<TranscriptionSession>();
+  // Loaded at the first session, once: HTTP-only use of the server never pays for it.
+  let vad: Promise<SileroVad> | undefined;
+  const loadVad = () => (vad ??= SileroVad.load(sileroVadModelPath()));
   let draining = false;
 
   await app.register(websocket, {
-    options: { maxPayload: config.realtimeMaxFrameBytes, handleProtocols: protocol.selectSubprotocol },
+    options: {
+      maxPayload: config.realtimeMaxFrameBytes,
+      handleProtocols: (offered) => protocol.selectSubprotocol(offered),
+    },
     // Shutdown: each open session finishes the turn in flight, then closes with 1001.
     preClose: async () => {
       draining = true;
@@ -34,7 +42,7 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
   });
 
   app.get(
-    '/v1/realtime',
+    REALTIME_ROUTE,
     {
       websocket: true,
       preValidation: async (request) => {
@@ -45,21 +53,28 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
         request.summary.task = 'realtime';
       },
     },
-    async (socket: WebSocket, request) => {
+    // Synchronous: a message that arrives before its listener is attached would be lost.
+    (socket: WebSocket, request) => {
       const query = request.query as Record<string, string | undefined>;
-      const initial = protocol.initialSession({
-        ephemeral: request.ephemeralSession,
-        urlModel: query.model && (await deps.registry.resolve(query.model)) ? query.model : undefined,
-        intent: query.intent,
-        dialect: dialectOf(request),
-      });
+      const ephemeral = request.ephemeralSession;
+      const initial = {
+        config: ephemeral?.config ?? protocol.DEFAULT_SESSION_CONFIG,
+        dialect: ephemeral?.dialect ?? protocol.upgradeDialect(request.headers),
+        id: ephemeral?.sessionId,
+      };
+      // ?intent=transcription, or no intent and a session.update of type transcription to come; any
+      // other intent is a conversation, which earshot does not serve.
+      const refusal =
+        query.intent !== undefined && query.intent !== 'transcription'
+          ? new ApiError('unsupported_value', { asked: 'conversation_session' }, { param: 'intent' })
+          : undefined;
       const log = request.log;
       const session = new TranscriptionSession(
         {
           engine: deps.engine,
           registry: deps.registry,
-          vad: deps.vad,
-          newFilePath: deps.newFilePath,
+          vad: loadVad,
+          newFilePath: () => deps.newFilePath(),
           defaultModel: config.defaultModel,
           limits: {
             maxSessionSeconds: config.realtimeMaxSessionSeconds,
@@ -80,7 +95,7 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
       sessions.add(session);
       deps.metrics?.realtimeSessionOpened();
       log.info({ session: session.id, dialect: initial.dialect }, 'realtime session open');
-      socket.on('message', (data, isBinary) => session.receive(isBinary ? undefined : data.toString()));
+      socket.on('message', (data, isBinary) => session.receive(isBinary ? undefined : textOf(data)));
       socket.on('close', (code) => {
         sessions.delete(session);
         deps.metrics?.realtimeSessionClosed();
@@ -88,7 +103,7 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
       });
       // A frame over the size limit: ws closes the socket with 1009 itself.
       socket.on('error', (error) => log.info({ session: session.id, err: error.message }, 'realtime socket error'));
-      session.start();
+      session.start({ refusal, urlModel: query.model });
     },
   );
 }

@@ -23,7 +23,8 @@ export interface RealtimeLimits {
 export interface SessionDependencies {
   engine: Engine;
   registry: ModelRegistry;
-  vad: SileroVad;
+  /** The process's VAD model (loaded once, at the first session). */
+  vad(): Promise<SileroVad>;
   /** Where the turns' audio is written for the workers (the upload directory). */
   newFilePath(): string;
   defaultModel: string;
@@ -73,6 +74,7 @@ export class TranscriptionSession {
   /** Created when the session starts (the resampler loads asynchronously), again when the format changes. */
   private input: AudioInput | undefined;
   private readonly buffer = new AudioBuffer();
+  private vad: SileroVad | undefined;
   private vadStream: VadStream | undefined;
   private detector: TurnDetector | undefined;
   /** Session index where the VAD stream began, and the chunks it has judged since. */
@@ -103,24 +105,40 @@ export class TranscriptionSession {
     this.id = initial.id ?? protocol.newSessionId();
     this.config = initial.config;
     this.dialect = initial.dialect;
-    this.resetTurnDetection();
     this.touch();
     this.sessionTimer = setTimeout(() => this.expire('session_expired'), deps.limits.maxSessionSeconds * 1000).unref();
   }
 
-  /** Sends session.created; client events that arrive meanwhile wait for it. */
-  start(): void {
+  /**
+   * Sends session.created; client events that arrive meanwhile wait for it. `refusal`: the connection
+   * asked for what earshot does not serve (a conversation session): the error is sent and it closes.
+   */
+  start({ refusal, urlModel }: { refusal?: ApiError | undefined; urlModel?: string | undefined } = {}): void {
     this.enqueue(async () => {
+      if (refusal) {
+        this.send(protocol.errorEvent(refusal));
+        this.socket.close(protocol.CLOSE_CODES.invalidRequest, protocol.closeReason(refusal));
+        return;
+      }
+      // The Node SDK always names a model in the URL (usually a realtime model): it becomes the
+      // transcription model only when it is one earshot serves.
+      if (urlModel && this.config.model === undefined && (await this.deps.registry.resolve(urlModel))) {
+        this.config = { ...this.config, model: urlModel };
+      }
+      this.vad = await this.deps.vad();
+      this.resetTurnDetection();
       this.input = await AudioInput.create(this.config.inputFormat);
       this.model = await this.resolveModel(this.config.model);
-      this.send(protocol.sessionCreatedEvent(this.dialect, this.config, this.facts()));
+      this.send(protocol.sessionEvent('created', this.dialect, this.config, this.facts()));
     });
   }
 
   private facts(): SessionFacts {
     return {
       id: this.id,
-      expiresAt: Math.floor((Date.now() + this.deps.limits.maxSessionSeconds * 1000 - (performance.now() - this.openedAt)) / 1000),
+      expiresAt: Math.floor(
+        (Date.now() + this.deps.limits.maxSessionSeconds * 1000 - (performance.now() - this.openedAt)) / 1000,
+      ),
       defaultModel: this.deps.defaultModel,
     };
   }
@@ -144,7 +162,8 @@ export class TranscriptionSession {
     const parsed = protocol.parseClientEvent(data, this.config);
     if (!parsed.ok) {
       this.send(protocol.errorEvent(parsed.error, parsed.eventId));
-      if (parsed.closeSession) this.socket.close(protocol.CLOSE_CODES.invalidRequest, protocol.closeReason(parsed.error));
+      if (parsed.closeSession)
+        this.socket.close(protocol.CLOSE_CODES.invalidRequest, protocol.closeReason(parsed.error));
       return;
     }
     const event = parsed.event;
@@ -176,7 +195,7 @@ export class TranscriptionSession {
     this.model = model;
     if (formatChanged) this.input = await AudioInput.create(config.inputFormat);
     if (detectionChanged) this.resetTurnDetection();
-    this.send(protocol.sessionUpdatedEvent(this.dialect, this.config, this.facts()));
+    this.send(protocol.sessionEvent('updated', this.dialect, this.config, this.facts()));
   }
 
   private async append(audio: string, eventId: string | undefined): Promise<void> {
@@ -185,12 +204,16 @@ export class TranscriptionSession {
       decoded = this.input!.push(audio);
     } catch (error) {
       if (!(error instanceof InvalidAudioError)) throw error;
-      this.send(protocol.errorEvent(new ApiError('invalid_value', { detail: error.message }, { param: 'audio' }), eventId));
+      this.send(
+        protocol.errorEvent(new ApiError('invalid_value', { detail: error.message }, { param: 'audio' }), eventId),
+      );
       return;
     }
     const turnStart = this.turn?.start ?? this.buffer.start;
     if (!this.detector && this.buffer.end + decoded.length - turnStart > samples(this.deps.limits.maxTurnSeconds)) {
-      this.send(protocol.errorEvent(new ApiError('turn_too_long', { maxSeconds: this.deps.limits.maxTurnSeconds }), eventId));
+      this.send(
+        protocol.errorEvent(new ApiError('turn_too_long', { maxSeconds: this.deps.limits.maxTurnSeconds }), eventId),
+      );
       return;
     }
     this.buffer.append(decoded);
@@ -200,7 +223,8 @@ export class TranscriptionSession {
     for (const probability of probabilities) {
       // The VAD's chunks are counted from where its stream began in the session's audio.
       const chunkEnd = this.vadOrigin + ++this.vadChunks * VAD_CHUNK_SAMPLES;
-      for (const turnEvent of this.detector.push(probability, milliseconds(chunkEnd))) this.onTurnEvent(turnEvent, chunkEnd);
+      for (const turnEvent of this.detector.push(probability, milliseconds(chunkEnd)))
+        this.onTurnEvent(turnEvent, chunkEnd);
       if (this.turn && chunkEnd - this.turn.start >= samples(this.deps.limits.maxTurnSeconds)) {
         // A turn as long as a turn may be is committed there; if the speaker goes on, a new turn begins.
         this.stopTurn(chunkEnd, milliseconds(chunkEnd));
@@ -273,7 +297,9 @@ export class TranscriptionSession {
     };
     const seconds = (this.buffer.end - turn.start) / SAMPLE_RATE;
     if (seconds < MIN_COMMIT_SECONDS) {
-      this.send(protocol.errorEvent(new ApiError('input_audio_buffer_commit_empty', { bufferedMs: seconds * 1000 }), eventId));
+      this.send(
+        protocol.errorEvent(new ApiError('input_audio_buffer_commit_empty', { bufferedMs: seconds * 1000 }), eventId),
+      );
       return;
     }
     this.turn = undefined;
@@ -290,7 +316,7 @@ export class TranscriptionSession {
 
   private resetTurnDetection(): void {
     const detection = this.config.turnDetection;
-    this.vadStream = detection ? this.deps.vad.createStream() : undefined;
+    this.vadStream = detection ? this.vad?.createStream() : undefined;
     this.detector = detection ? new TurnDetector(detection) : undefined;
     this.vadOrigin = this.buffer.end;
     this.vadChunks = 0;
@@ -332,7 +358,8 @@ export class TranscriptionSession {
       (error: unknown) => {
         turn.partial = undefined;
         // A partial that fails or is cancelled costs the turn nothing: the final decode still runs.
-        if (!controller.signal.aborted) this.deps.log.warn({ session: this.id, err: errorMessage(error) }, 'partial decode failed');
+        if (!controller.signal.aborted)
+          this.deps.log.warn({ session: this.id, err: errorMessage(error) }, 'partial decode failed');
       },
     );
   }

@@ -18,6 +18,7 @@ import { ApiError } from '../api-errors.ts';
 import { isEngineError } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
 import { ClientSecretStore } from '../realtime/client-secrets.ts';
+import { realtimeRoutes } from '../realtime/route.ts';
 import type { AppDependencies, RequestSummary } from './context.ts';
 import { rateLimitedError, toApiError } from './error-translation.ts';
 import {
@@ -318,5 +319,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(adminRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
   await app.register(realtimeSecretRoutes, { ...deps, clientSecrets });
+  await app.register(realtimeRoutes, { ...deps, newFilePath: () => uploads.newFilePath() });
   return app;
 }

@@ -71,7 +71,7 @@ async def run_session(
     *,
     pace: float = 0.0,
     commit: bool = False,
-    expect_completed: int = 1,
+    expect_completed: int | None = 1,
     extra: list[dict[str, Any] | str] | None = None,
     timeout: float = 60.0,
     query: dict[str, str] | None = None,
@@ -79,16 +79,25 @@ async def run_session(
     """Opens a transcription session, sends `session.update` (GA) with `session` unless None, streams
     `audio` in 100 ms appends (`pace` = seconds of wall clock per second of audio; 0 = as fast as it
     goes), commits if asked, sends `extra` events, and collects events until `expect_completed` turns
-    are completed or failed, or the timeout."""
+    are completed or failed (None: until all audio is sent and every turn begun is finished), or the
+    timeout."""
     live = LiveSession()
+    all_sent = asyncio.Event()
+
+    def finished() -> bool:
+        done = len(live.of("conversation.item.input_audio_transcription.completed")) + len(
+            live.of("conversation.item.input_audio_transcription.failed")
+        )
+        if expect_completed is not None:
+            return done >= expect_completed
+        begun = len(live.of("input_audio_buffer.speech_started"))
+        return all_sent.is_set() and done >= 1 and done == len(live.of("input_audio_buffer.committed")) >= begun
+
     async with client.realtime.connect(extra_query=query or {"intent": "transcription"}) as connection:
         async def receive() -> None:
             async for event in connection:
                 live.events.append(Received(time.monotonic() - live.opened, event.model_dump(mode="json")))
-                finished = live.of("conversation.item.input_audio_transcription.completed") + live.of(
-                    "conversation.item.input_audio_transcription.failed"
-                )
-                if len(finished) >= expect_completed:
+                if finished():
                     return
 
         receiver = asyncio.create_task(receive())
@@ -108,7 +117,14 @@ async def run_session(
                 await connection.send_raw(event)
             else:
                 await connection.send(event)  # type: ignore[arg-type]
-        await asyncio.wait_for(receiver, timeout)
+        all_sent.set()
+        if finished():
+            receiver.cancel()
+            return live
+        try:
+            await asyncio.wait_for(receiver, timeout)
+        except TimeoutError:
+            raise AssertionError(f"the session did not finish in {timeout} s: {[r.type for r in live.events]}") from None
     return live
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,33 +52,41 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return row[len(hyp)] / max(1, len(ref))
 
 
-def test_server_vad_over_several_turns_sends_words_while_speaking(aclient: AsyncOpenAI, jfk_pcm: bytes) -> None:
-    # Two turns of JFK with pauses, streamed at real time: the first turn's words arrive while he speaks.
-    audio = silence(0.5) + jfk_pcm + silence(1.5) + jfk_pcm + silence(1.5)
-    live = asyncio.run(run_session(aclient, transcription_session(), audio, pace=1.0, expect_completed=2))
-    assert [r.type for r in live.events if r.type == ERROR] == []
+def test_server_vad_over_several_turns_sends_words_while_speaking(
+    aclient: AsyncOpenAI, jfk_pcm: bytes, hotwords_pcm: bytes
+) -> None:
+    # JFK (who pauses between his phrases), a pause, another speaker, a pause; streamed at real time.
+    audio = silence(0.5) + jfk_pcm + silence(1.5) + hotwords_pcm + silence(1.5)
+    live = asyncio.run(run_session(aclient, transcription_session(), audio, pace=1.0, expect_completed=None, timeout=40))
+    assert [r.event for r in live.events if r.type == ERROR] == []
     kinds = [r.type for r in live.events]
     assert kinds[0] == "session.created"
     assert "session.updated" in kinds
     started = live.of("input_audio_buffer.speech_started")
     stopped = live.of("input_audio_buffer.speech_stopped")
     committed = live.of("input_audio_buffer.committed")
-    assert len(started) == len(stopped) == len(committed) == 2
-    # audio_start_ms includes the 300 ms of prefix padding before the speech (JFK speaks from ≈ 0.3 s).
+    assert len(started) == len(stopped) == len(committed) >= 2
+    assert [e["item_id"] for e in started] == [e["item_id"] for e in committed]
+    # audio_start_ms includes the 300 ms of prefix padding before the speech (JFK speaks from ≈ 0.3 s
+    # into his recording, 0.8 s into the session's audio).
     assert 0 <= started[0]["audio_start_ms"] <= 900
+    assert all(a["audio_start_ms"] < b["audio_end_ms"] for a, b in zip(started, stopped))
     assert committed[0]["previous_item_id"] is None
-    assert committed[1]["previous_item_id"] == committed[0]["item_id"]
+    assert [e["previous_item_id"] for e in committed[1:]] == [e["item_id"] for e in committed[:-1]]
     transcripts = live.transcripts()
-    assert len(transcripts) == 2
+    assert len(transcripts) == len(committed)
     for item, transcript in zip(committed, transcripts):
-        assert word_error_rate(JFK_TEXT, transcript) <= 0.15, transcript
         # The deltas of a turn put together are its transcript, exactly.
         assert live.deltas_of(item["item_id"]) == transcript
-    completed = live.of(COMPLETED)
-    assert completed[0]["usage"]["type"] == "duration" and completed[0]["usage"]["seconds"] > 10
-    first_stop = live.first("input_audio_buffer.speech_stopped").at
-    early = [r for r in live.events if r.type == DELTA and r.event["item_id"] == committed[0]["item_id"]]
-    assert early and early[0].at < first_stop, "no words arrived while the first turn was being spoken"
+    together = " ".join(transcripts)
+    assert word_error_rate(JFK_TEXT, " ".join(transcripts[:-1])) <= 0.15, together
+    assert "folder" in normalise(transcripts[-1]), together
+    for completed in live.of(COMPLETED):
+        assert completed["usage"]["type"] == "duration" and completed["usage"]["seconds"] >= 1
+    # Words arrive while the speaker is still speaking: some turn has a delta before its speech_stopped.
+    stop_at = {r.event["item_id"]: r.at for r in live.events if r.type == "input_audio_buffer.speech_stopped"}
+    early = [r for r in live.events if r.type == DELTA and r.at < stop_at[r.event["item_id"]]]
+    assert early, "no words arrived while a turn was being spoken"
     assert all(r.event["event_id"] for r in live.events)
 
 
@@ -88,7 +97,7 @@ def test_manual_commit_transcribes_the_buffer(aclient: AsyncOpenAI, hotwords_pcm
     assert live.of("input_audio_buffer.speech_started") == []
     (committed,) = live.of("input_audio_buffer.committed")
     (transcript,) = live.transcripts()
-    assert "comfy" in normalise(transcript).replace(" ", ""), transcript
+    assert "folder" in normalise(transcript), transcript
     assert live.deltas_of(committed["item_id"]) == transcript
 
 
@@ -131,7 +140,7 @@ def test_clear_discards_the_buffer(aclient: AsyncOpenAI, jfk_pcm: bytes, hotword
     assert len(live.of("input_audio_buffer.cleared")) == 1
     (transcript,) = live.transcripts()
     assert "country" not in normalise(transcript)
-    assert "comfy" in normalise(transcript).replace(" ", "")
+    assert "folder" in normalise(transcript)
 
 
 def test_bad_events_get_error_events_and_the_session_goes_on(aclient: AsyncOpenAI, hotwords_pcm: bytes) -> None:
@@ -154,7 +163,7 @@ def test_bad_events_get_error_events_and_the_session_goes_on(aclient: AsyncOpenA
     assert by_event["bad-threshold"]["param"] == "session.audio.input.turn_detection.threshold"
     # The session survived all of it: the real audio after the bad events is transcribed.
     (transcript,) = live.transcripts()
-    assert "comfy" in normalise(transcript).replace(" ", "")
+    assert "folder" in normalise(transcript)
 
 
 def test_many_sessions_at_once(aclient: AsyncOpenAI, hotwords_pcm: bytes) -> None:
@@ -167,7 +176,17 @@ def test_many_sessions_at_once(aclient: AsyncOpenAI, hotwords_pcm: bytes) -> Non
 
     transcripts = asyncio.run(all_sessions())
     assert len(transcripts) == 6
-    assert all("comfy" in normalise(t).replace(" ", "") for t in transcripts), transcripts
+    assert all("folder" in normalise(t) for t in transcripts), transcripts
+
+
+def cancelled_jobs(earshot: RunningServer) -> float:
+    with urllib.request.urlopen(f"{earshot.address}/metrics") as response:
+        metrics = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("earshot_job_duration_seconds_count") and 'outcome="cancelled"' in line
+    )
 
 
 def test_a_client_that_leaves_mid_turn_cancels_its_job(earshot: RunningServer, aclient: AsyncOpenAI, jfk_pcm: bytes) -> None:
@@ -181,16 +200,21 @@ def test_a_client_that_leaves_mid_turn_cancels_its_job(earshot: RunningServer, a
             await connection.input_audio_buffer.commit()
             async for event in connection:
                 if event.type == "input_audio_buffer.committed":
-                    return  # leave while the turn is being decoded
+                    # Leave while the turn is being decoded: its job starts within milliseconds of the
+                    # commit, and 22 s of audio take the decoder more than a second.
+                    await asyncio.sleep(0.3)
+                    return
 
-    seen = len(earshot.logs)
+    seen, cancelled = len(earshot.logs), cancelled_jobs(earshot)
     asyncio.run(leave_after_commit())
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    done: list[dict[str, object]] = []
+    while not done and time.monotonic() < deadline:
         done = [entry for entry in earshot.logs[seen:] if entry.get("msg") == "realtime session done"]
-        if done:
-            break
         time.sleep(0.2)
     assert done, "the session was not logged as done"
-    # Its turn's audio file is gone, and the server answers the next session.
-    assert not any(path.iterdir() for path in earshot.upload_dirs())
+    # The turn's job was cancelled, not decoded for no one, and its audio file is gone.
+    while cancelled_jobs(earshot) == cancelled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancelled_jobs(earshot) == cancelled + 1
+    assert not any(any(path.iterdir()) for path in earshot.upload_dirs())
