@@ -11,12 +11,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { ApiError } from '../api-errors.ts';
 import type { TokenLogprob } from '../engine/index.ts';
 import { normaliseLanguage } from '../openai/languages.ts';
+import type { InputAudioFormat } from './audio.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The normalised session
 
-/** The input audio formats (GA names; the beta `pcm16`, `g711_ulaw`, `g711_alaw` map to these). */
-export type InputAudioFormat = 'audio/pcm' | 'audio/pcmu' | 'audio/pcma';
 /** Which names and shapes a session answers in: GA (`session.*`) or beta (`transcription_session.*`). */
 export type Dialect = 'ga' | 'beta';
 export type Eagerness = 'low' | 'medium' | 'high' | 'auto';

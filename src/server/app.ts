@@ -319,6 +319,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(adminRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
   await app.register(realtimeSecretRoutes, { ...deps, clientSecrets });
-  await app.register(realtimeRoutes, { ...deps, newFilePath: () => uploads.newFilePath() });
+  await app.register(deps.realtimeRoute ?? realtimeRoutes, { ...deps, newFilePath: () => uploads.newFilePath() });
   return app;
 }

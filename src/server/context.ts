@@ -1,7 +1,7 @@
 // What the server's parts share: the dependencies the app is built with, and what each request
 // carries (its summary for the log line). Routes and plugins import this, never app.ts, so app.ts
 // can import them without a cycle.
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Engine, ModelRegistry } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
@@ -19,6 +19,8 @@ export interface AppDependencies {
   clientSecrets?: ClientSecretStore;
   /** Serve HTTPS (and WSS) with this certificate and key (EARSHOT_TLS_CERT, EARSHOT_TLS_KEY, read). */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** The realtime WebSocket route (realtime/route.ts); tests of the handshake alone put a stub in its place. */
+  realtimeRoute?: FastifyPluginAsync<AppDependencies & { newFilePath(): string }>;
 }
 
 /** What a request did, for its one log line. Routes fill in what they know. */

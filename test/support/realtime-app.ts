@@ -3,6 +3,7 @@
 // check left on the request, and closes. A WebSocket client helper reports either the open socket
 // (its subprotocol and that message) or the HTTP answer that refused the upgrade.
 import websocket from '@fastify/websocket';
+import type { FastifyPluginAsync } from 'fastify';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
@@ -33,24 +34,27 @@ export async function realtimeStub(
   env: Record<string, string> = {},
   deps: Parameters<typeof stubApp>[1] = {},
 ): Promise<RealtimeStub> {
-  const stub = await stubApp(env, deps);
   const full = { value: false };
-  await stub.app.register(websocket, { options: { handleProtocols: (offered) => selectSubprotocol(offered) } });
-  stub.app.get(
-    REALTIME_ROUTE,
-    {
-      websocket: true,
-      preHandler: async () => {
-        if (full.value) throw new ApiError('too_many_sessions', { max: 1 });
+  // In place of the real route (realtime/route.ts): one message, what the key check left on the request.
+  const realtimeRoute: FastifyPluginAsync = async (app) => {
+    await app.register(websocket, { options: { handleProtocols: (offered) => selectSubprotocol(offered) } });
+    app.get(
+      REALTIME_ROUTE,
+      {
+        websocket: true,
+        preHandler: async () => {
+          if (full.value) throw new ApiError('too_many_sessions', { max: 1 });
+        },
       },
-    },
-    (socket, request) => {
-      socket.send(
-        JSON.stringify({ apiKeyId: request.apiKeyId ?? null, ephemeralSession: request.ephemeralSession ?? null }),
-      );
-      socket.close(1000);
-    },
-  );
+      (socket, request) => {
+        socket.send(
+          JSON.stringify({ apiKeyId: request.apiKeyId ?? null, ephemeralSession: request.ephemeralSession ?? null }),
+        );
+        socket.close(1000);
+      },
+    );
+  };
+  const stub = await stubApp(env, { ...deps, realtimeRoute });
   await stub.app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = stub.app.server.address() as AddressInfo;
   return { ...stub, url: `${deps.tls ? 'https' : 'http'}://127.0.0.1:${port}`, full };
