@@ -157,6 +157,21 @@ def fitted_window(audio_seconds: float) -> FittedWindow | None:
                         max_new_tokens=math.ceil(FIT_TOKENS_PER_SECOND * audio_seconds) + FIT_EXTRA_TOKENS)
 
 
+def repeats_itself(text: str) -> bool:
+    """Whether a decode looks like a loop: a phrase of four or more words said again at once, or a
+    shorter one four times in a row ("again into the folder again into the folder", "N N N N"). A
+    fitted window can end in one where Whisper's 30 s window, with more silence after the speech, does
+    not; people rarely say a four-word phrase twice in a row."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    for size in range(1, len(words) // 2 + 1):
+        needed = 2 if size >= 4 else 4
+        for start in range(0, len(words) - size * needed + 1):
+            phrase = words[start:start + size]
+            if all(words[start + k * size:start + (k + 1) * size] == phrase for k in range(1, needed)):
+                return True
+    return False
+
+
 class WindowFitter:
     """Stands in for the CTranslate2 model (between Interruptible and the AlignmentRecorder) and, while a
     fit_window job runs (`fit`), encodes only the first `frames` of each window and bounds each decode
@@ -413,8 +428,8 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         batch_size = job.options.get("batch_size")
         if batch_size is None:
             batch_size = long_audio.batch_size_for(job.options, audio.size / SAMPLING_RATE)
-        if job.options.get("fit_window") and batch_size is None:
-            fitter.fit(fitted_window(audio.size / SAMPLING_RATE))
+        fitted = fitted_window(audio.size / SAMPLING_RATE) if job.options.get("fit_window") and batch_size is None else None
+        fitter.fit(fitted)
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own. It decodes
@@ -425,6 +440,19 @@ def run_job(model: WhisperModel, job: Job, send: Send,
                     audio, batch_size=int(batch_size), **batched)
             else:
                 segments, info = model.transcribe(audio, **options)
+                if fitted is not None:
+                    # A fitted window's decode (a few segments at most) is checked whole before it
+                    # is sent: one that loops is decoded again with Whisper's own 30 s window.
+                    decoded = list(segments)
+                    if repeats_itself("".join(segment.text for segment in decoded)):
+                        log.info("job %s: the fitted window's decode repeats itself; decoding the whole window", job.id)
+                        fitter.fit(None)
+                        recorder.stop()
+                        if want_logprobs:
+                            recorder.start()
+                        segments, info = model.transcribe(audio, **options)
+                        decoded = list(segments)
+                    segments = iter(decoded)
         except (TypeError, ValueError) as error:
             raise JobError("invalid_options", str(error)) from error
         send(

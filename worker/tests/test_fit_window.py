@@ -110,3 +110,21 @@ def test_audio_longer_than_28_s_gets_the_whole_window(model_and_encoder, audio_d
     messages = run(model, str(audio_dir / "multilingual.mp3"), {"fit_window": True, "language": "en", "beam_size": 1})
     assert messages[-1]["type"] == "done"
     assert set(encoder.encoded_frames) == {3000}
+
+
+def test_a_decode_that_loops_is_recognised_and_speech_is_not() -> None:
+    from earshot_worker.transcribe import repeats_itself
+    # Loops seen from fitted windows on real recordings (G.711 hotwords.mp3; a 0.6 s clip of JFK).
+    assert repeats_itself(" Then you go into your confu i folder again into confu i folder again into confu i folder")
+    assert repeats_itself(" N N N N N N N N")
+    assert repeats_itself(
+        " Then you go into your confu i folder again in the confu i folder."
+        " Then you go into your confu i folder again in the confu i folder."
+    )
+    # Real speech: JFK's repeated words are not a loop, nor is a short word said twice.
+    assert not repeats_itself(
+        " And so my fellow Americans, ask not what your country can do for you,"
+        " ask what you can do for your country."
+    )
+    assert not repeats_itself(" No, no, I said the the other one.")
+    assert not repeats_itself("")
