@@ -154,7 +154,8 @@ export class TranscriptionSession {
   }
 
   private async handle(data: string | undefined): Promise<void> {
-    if (this.closed) return;
+    // No input before the session started (it was refused, and is closing).
+    if (this.closed || !this.input) return;
     if (data === undefined) {
       this.send(protocol.errorEvent(protocol.binaryFrameError()));
       return;
@@ -201,7 +202,7 @@ export class TranscriptionSession {
   private async append(audio: string, eventId: string | undefined): Promise<void> {
     let decoded: Float32Array;
     try {
-      decoded = this.input!.push(audio);
+      decoded = this.input!.push(audio); // set before any client event is handled
     } catch (error) {
       if (!(error instanceof InvalidAudioError)) throw error;
       this.send(
@@ -304,6 +305,8 @@ export class TranscriptionSession {
     }
     this.turn = undefined;
     this.commitTurn(turn, this.buffer.end);
+    // With turn detection on, the detector starts afresh after a client's commit: a turn it was in is done.
+    if (this.detector) this.resetTurnDetection();
   }
 
   private clear(): void {
