@@ -60,10 +60,11 @@ function connectWS(server: RunningServer, apiKey = 'not-needed'): RealtimeRecord
   return new RealtimeRecorder(new OpenAIRealtimeWS({ model: URL_MODEL, options: { ca: server.ca! } }, client));
 }
 
-/** Every turn begun is completed, once all audio is sent. */
+/** Every turn begun is committed and completed (or failed). */
 function allTurnsDone(live: RealtimeRecorder): boolean {
   const done = live.of(COMPLETED).length + live.of('conversation.item.input_audio_transcription.failed').length;
-  return done >= 1 && done === live.of('input_audio_buffer.committed').length;
+  const committed = live.of('input_audio_buffer.committed').length;
+  return done >= 1 && done === committed && committed === live.of('input_audio_buffer.speech_started').length;
 }
 
 async function metricsOf(server: RunningServer): Promise<string> {
@@ -116,6 +117,9 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
 
   it('GA session (model in the URL, session.update of type transcription, server VAD) over several turns', async () => {
     const live = connectWS(server);
+    assert.equal(live.client.url.protocol, 'wss:');
+    assert.equal(live.client.url.searchParams.get('model'), URL_MODEL);
+    assert.equal(live.client.url.searchParams.get('intent'), null);
     const created = await live.next('session.created');
     live.client.send({ type: 'session.update', session: transcriptionSession() });
     const updated = await live.next('session.updated');
@@ -123,6 +127,10 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
     // JFK (who pauses between his phrases), a pause, another speaker, a pause; at twice real time.
     const audio = Buffer.concat([silencePcm16(0.5), jfk, silencePcm16(1.5), hotwords, silencePcm16(1.5)]);
     await streamPcm16(live.client, audio, { pace: 0.5 });
+    // Client events are handled in order: `cleared` says the server has read all the audio (the last
+    // turn ended in the silence before it).
+    live.client.send({ type: 'input_audio_buffer.clear' });
+    await live.next('input_audio_buffer.cleared');
     await live.until(() => allTurnsDone(live), 'every turn completed');
     live.client.close();
     await live.closed;
@@ -164,7 +172,6 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
     for (const event of completed) {
       // The deltas of a turn put together are its transcript, exactly.
       assert.equal(live.deltasOf(event.item_id), event.transcript);
-      assert.equal(event.usage.type, 'duration');
       assert.ok(event.usage.type === 'duration' && event.usage.seconds >= 1, JSON.stringify(event.usage));
     }
     const transcripts = live.transcripts();
@@ -253,7 +260,8 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
   });
 
   it('SIGTERM with two sessions mid-turn: each turn completes, then the socket closes with 1001', async () => {
-    // One session has committed a long buffer by hand; the other is mid-speech under server VAD.
+    // One session has committed a long buffer by hand; the other is mid-word under server VAD (the first
+    // 1.5 s of JFK: "And so my fellow…"), with no audio after, so only the shutdown can end its turn.
     const manual = connectWS(server);
     const vad = connectWS(server);
     await Promise.all([manual.next('session.created'), vad.next('session.created')]);
@@ -262,7 +270,7 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
     await Promise.all([manual.next('session.updated'), vad.next('session.updated')]);
     await streamPcm16(manual.client, Buffer.concat([hotwords, jfk]));
     manual.client.send({ type: 'input_audio_buffer.commit' });
-    await streamPcm16(vad.client, jfk.subarray(0, 2 * 24_000 * 5));
+    await streamPcm16(vad.client, jfk.subarray(0, 2 * Math.round(24_000 * 1.5)));
     await Promise.all([manual.next('input_audio_buffer.committed'), vad.next('input_audio_buffer.speech_started')]);
     const from = server.logs.length;
     const exited = once(server.process, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
@@ -286,12 +294,16 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
       for (const event of completed) assert.equal(live.deltasOf(event.item_id), event.transcript);
     }
     assert.match(normalise(manual.transcripts().join(' ')), /folder.*fellow americans/);
-    // The VAD session's last turn was ended by the shutdown, not by a silence: it stopped after the signal.
-    const lastStarted = vad.of('input_audio_buffer.speech_started').at(-1)!;
-    const stoppedAt = vad.arrivedAt(
-      (e) => e.type === 'input_audio_buffer.speech_stopped' && e.item_id === lastStarted.item_id,
-    );
+    // The VAD session's turn was ended by the shutdown: it stopped after the signal, and was transcribed.
+    const [started] = vad.of('input_audio_buffer.speech_started');
+    assert.equal(vad.of('input_audio_buffer.speech_stopped').length, 1);
+    const stoppedAt = vad.arrivedAt((e) => e.type === 'input_audio_buffer.speech_stopped');
     assert.ok(stoppedAt !== undefined && stoppedAt >= signalledAt, `${stoppedAt} ${signalledAt}`);
+    assert.deepEqual(
+      vad.of(COMPLETED).map((e) => e.item_id),
+      [started?.item_id],
+    );
+    assert.match(normalise(vad.transcripts()[0]!), /and so my/);
     assert.deepEqual(await exited, [0, null]);
     assert.equal(
       server.logs.slice(from).filter((e) => e.msg === 'realtime session done').length,
