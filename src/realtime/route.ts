@@ -34,10 +34,15 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
       maxPayload: config.realtimeMaxFrameBytes,
       handleProtocols: (offered) => protocol.selectSubprotocol(offered),
     },
-    // Shutdown: each open session finishes the turn in flight, then closes with 1001.
+    // Shutdown: each open session finishes the turn in flight, then closes with 1001. Not awaited:
+    // Fastify bounds preClose hooks by its pluginTimeout (10 s) and fails the whole close past it,
+    // while a drain may take longer (turns queued behind others on a busy worker). The server's
+    // close waits for the sockets anyway, within the shutdown grace period (EARSHOT_SHUTDOWN_GRACE_MS).
     preClose: async () => {
       draining = true;
-      await Promise.all([...sessions].map((session) => session.drain()));
+      for (const session of sessions) {
+        session.drain().catch((error: unknown) => app.log.error({ session: session.id, err: error }, 'drain failed'));
+      }
     },
   });
 
@@ -55,6 +60,7 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
     },
     // Synchronous: a message that arrives before its listener is attached would be lost.
     (socket: WebSocket, request) => {
+      request.summary.upgraded = true;
       const query = request.query as Record<string, string | undefined>;
       const ephemeral = request.ephemeralSession;
       const initial = {

@@ -40,6 +40,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 // Not an HTTP status sent to anyone: nginx's code for a client that closed the connection first.
 const CLIENT_CLOSED = 499;
+const SWITCHING_PROTOCOLS = 101;
 
 /**
  * Logs the request's one line and counts it, once: when its response finished (streamed ones
@@ -203,6 +204,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     reply.header('x-request-id', request.id);
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished) return;
+      if (request.summary.upgraded) return recordRequest(request, reply, SWITCHING_PROTOCOLS, deps.metrics);
       request.summary.error ??= 'client_disconnected';
       recordRequest(request, reply, CLIENT_CLOSED, deps.metrics);
     });

@@ -29,6 +29,11 @@ export interface RequestSummary {
   task?: string;
   audioSeconds?: number;
   error?: string;
+  /**
+   * The request became a WebSocket (ws answered 101 on the socket itself, never through the reply):
+   * its line is written when the socket closes, with status 101, not as a client that went away.
+   */
+  upgraded?: boolean;
   /** Set once the request's line is written, so that it is written once. */
   recorded?: boolean;
 }

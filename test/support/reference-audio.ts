@@ -82,3 +82,16 @@ export function concat(...parts: Float32Array[]): Float32Array {
   }
   return out;
 }
+
+/**
+ * A recording as the Realtime API's `audio/pcm` (pcm16 LE mono; 24 kHz unless told): decoded by
+ * faster_whisper.decode_audio, whose samples are pcm16 values / 32768, so this is exact.
+ */
+export function decodePcm16(file: string, sampleRate = 24_000): Buffer {
+  const samples = decodeAudio(file, sampleRate);
+  const pcm = Buffer.alloc(samples.length * 2);
+  for (let i = 0; i < samples.length; i++) {
+    pcm.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))), i * 2);
+  }
+  return pcm;
+}
