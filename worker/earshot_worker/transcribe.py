@@ -93,7 +93,7 @@ class Job:
 
 
 class Interruptible:
-    """Stands in for the CTranslate2 model (in front of the AlignmentRecorder): before each call into
+    """Stands in for the CTranslate2 model (in front of the WindowFitter): before each call into
     it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
     cancelled job stops at the next model call (between windows, temperature fallbacks and batches)
     rather than at the next segment. The calls themselves cannot be interrupted."""
