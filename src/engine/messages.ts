@@ -71,10 +71,11 @@ export const TranscribeOptionsSchema = Type.Object(
         'x-worker': true,
         ...unbatched({ cross_request: [true], long_audio: [true] }),
         description:
-          "Encode a window fitted to the audio instead of Whisper's fixed 30 s: the audio plus 2 s of " +
-          'padding, in whole seconds, at least 5 s; and bound the tokens decoded to about 12 a second of ' +
-          'audio (a short window can otherwise loop). Audio longer than 28 s is decoded as usual. Not ' +
-          'with batch_size. Set by the gateway for live turns only, never from a request.',
+          "Encode each window fitted to its audio instead of Whisper's fixed 30 s: the audio plus 2 s of " +
+          'padding, in whole seconds, at least 5 s; bound its decode to 12 tokens a second of audio + 10 ' +
+          '(a short window can loop), and decode a window again whole if its decode repeats itself. Audio ' +
+          'longer than 28 s is decoded as usual. Not with batch_size. Set by the gateway for live turns ' +
+          'only, never from a request.',
       }),
     ),
   },

@@ -93,7 +93,7 @@ class Job:
 
 
 class Interruptible:
-    """Stands in for the CTranslate2 model (in front of the AlignmentRecorder): before each call into
+    """Stands in for the CTranslate2 model (in front of the WindowFitter): before each call into
     it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
     cancelled job stops at the next model call (between windows, temperature fallbacks and batches)
     rather than at the next segment. The calls themselves cannot be interrupted."""
@@ -126,9 +126,9 @@ class Interruptible:
         return self._model.detect_language(*args, **kwargs)
 
 
-# fit_window: the encoder sees the audio plus this much silence, in whole seconds, at least
-# FIT_MIN_SECONDS (with 1 s of padding a 0.6 s clip decoded to "N N N ..."), instead of Whisper's
-# fixed 30 s window; longer audio than FIT_MAX_AUDIO_SECONDS is decoded as usual.
+# fit_window: the encoder sees a window's audio and this much of faster-whisper's padding after it, in
+# whole seconds, at least FIT_MIN_SECONDS (with 1 s of padding a 0.6 s clip decoded to "N N N ..."),
+# instead of Whisper's fixed 30 s window; audio longer than FIT_MAX_AUDIO_SECONDS is decoded as usual.
 FIT_PADDING_SECONDS = 2
 FIT_MIN_SECONDS = 5
 FIT_MAX_AUDIO_SECONDS = 30 - FIT_PADDING_SECONDS
@@ -157,56 +157,92 @@ def fitted_window(audio_seconds: float) -> FittedWindow | None:
                         max_new_tokens=math.ceil(FIT_TOKENS_PER_SECOND * audio_seconds) + FIT_EXTRA_TOKENS)
 
 
-def repeats_itself(text: str) -> bool:
-    """Whether a decode looks like a loop: a phrase of four or more words said again at once, or a
-    shorter one four times in a row ("again into the folder again into the folder", "N N N N"). A
-    fitted window can end in one where Whisper's 30 s window, with more silence after the speech, does
-    not; people rarely say a four-word phrase twice in a row."""
-    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
-    for size in range(1, len(words) // 2 + 1):
-        needed = 2 if size >= 4 else 4
-        for start in range(0, len(words) - size * needed + 1):
-            phrase = words[start:start + size]
-            if all(words[start + k * size:start + (k + 1) * size] == phrase for k in range(1, needed)):
-                return True
-    return False
-
-
 class WindowFitter:
     """Stands in for the CTranslate2 model (between Interruptible and the AlignmentRecorder) and, while a
-    fit_window job runs (`fit`), encodes only the first `frames` of each window and bounds each decode
-    to `max_new_tokens`. faster-whisper pads every window's features to Whisper's 30 s (3,000 frames)
-    before encoding; CTranslate2's encoder accepts fewer frames, and a short clip then costs a fraction
-    of the full window's encoding and decoding. The decoder, the alignment of word timestamps (and so
-    the logprobs recorded from it) and language detection all work on the shorter encoder output: they
-    never look past a window's content, which the fitted window always holds (the audio and padding).
-    The bound applies in generate() rather than as faster-whisper's max_new_tokens, which refuses a
-    bound that does not fit the model's 448 tokens beside a long prompt (a long prefix and prompt)."""
+    fit_window job runs (`fit`), gives the encoder each window fitted to its content (fitted_window) and
+    bounds each decode of that window. faster-whisper pads every window's features to Whisper's 30 s
+    (3,000 frames) before encoding; CTranslate2's encoder accepts fewer frames, and a short clip then
+    costs a fraction of the full window's encoding and decoding. The decoder, the alignment of word
+    timestamps (and so the logprobs recorded from it) and language detection all work on the shorter
+    encoder output: they never look past a window's content, which the fitted window always holds.
+
+    Each window is fitted, not only the first: when a decode stops short of the end of the audio,
+    faster-whisper decodes the rest in a window of its own, and such a remainder (0.16 s of a 20 s clip)
+    in a window fitted to the whole clip looped ("and to be a copy of this software and to be a copy
+    ..." up to the bound). A window's content is what precedes faster-whisper's padding, which is
+    exactly zero; a frame of sound practically never is (each of its 80 values would have to be).
+    A fitted decode that still repeats itself (a 3 s clip, beam 5: "and so my fellow Americans and so
+    my fellow Americans") is decoded again from the whole window: the slow way, but never worse than
+    without fit_window. The bound applies in generate() rather than as faster-whisper's
+    max_new_tokens, which refuses a bound that does not fit the model's 448 tokens beside a long prompt."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
+        self.fitting = False
+        # The window being decoded, set by encode() for the generate() calls that follow it: how it was
+        # fitted, and its whole features and encode() arguments for a decode that repeats itself.
         self.window: FittedWindow | None = None
+        self.whole: tuple[np.ndarray, tuple[Any, ...], dict[str, Any]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def fit(self, window: FittedWindow | None) -> None:
-        """Sets the running job's window (None: Whisper's own)."""
-        self.window = window
+    def fit(self, fitting: bool) -> None:
+        """Fits the windows of the running job from now on (False: Whisper's 30 s windows)."""
+        self.fitting = fitting
+        self.window = None
+        self.whole = None
 
     def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.window is not None:
+        self.window = None
+        self.whole = None
+        if self.fitting:
             # The features come as a StorageView on the CPU (faster-whisper builds it from numpy).
-            trimmed = np.asarray(features)[..., :self.window.frames]
-            features = ctranslate2.StorageView.from_array(np.ascontiguousarray(trimmed))
+            padded = np.asarray(features)
+            self.window = fitted_window(content_frames(padded) / FRAMES_PER_SECOND)
+            if self.window is not None and self.window.frames < padded.shape[-1]:
+                self.whole = (np.array(padded), args, kwargs)
+                features = ctranslate2.StorageView.from_array(np.ascontiguousarray(padded[..., :self.window.frames]))
         return self._model.encode(features, *args, **kwargs)
 
     def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
-        if self.window is not None:
-            longest = max((len(prompt) for prompt in prompts), default=0)
-            bound = longest + self.window.max_new_tokens
-            kwargs["max_length"] = min(int(kwargs.get("max_length", bound)), bound)
-        return self._model.generate(features, prompts, *args, **kwargs)
+        if self.window is None:
+            return self._model.generate(features, prompts, *args, **kwargs)
+        longest = max((len(prompt) for prompt in prompts), default=0)
+        bound = longest + self.window.max_new_tokens
+        results = self._model.generate(features, prompts, *args,
+                                       **{**kwargs, "max_length": min(int(kwargs.get("max_length", bound)), bound)})
+        if self.whole is not None and any(repeats_itself(result.sequences_ids[0]) for result in results):
+            log.info("a fitted window's decode repeats itself; decoding the whole window")
+            whole, encode_args, encode_kwargs = self.whole
+            features = self._model.encode(ctranslate2.StorageView.from_array(whole), *encode_args, **encode_kwargs)
+            results = self._model.generate(features, prompts, *args, **kwargs)
+        return results
+
+
+# A decode repeats itself when some run of tokens comes again right after itself, the two (or more)
+# together at least this many tokens: "N N N N N N N N", "and so my fellow Americans and so my fellow
+# Americans". Speech that says a short thing twice ("no, no") stays below it.
+REPEAT_MIN_TOKENS = 8
+
+
+def repeats_itself(tokens: list[int]) -> bool:
+    """Whether some run of `tokens` is repeated back to back over at least REPEAT_MIN_TOKENS tokens."""
+    values = np.asarray(tokens)
+    for period in range(1, values.size // 2 + 1):
+        # A run of `period` tokens repeated r times: period * (r - 1) tokens equal the one `period` before.
+        same = np.concatenate(([False], values[period:] == values[:-period], [False]))
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
+        longest = int((edges[1::2] - edges[::2]).max(initial=0))
+        if longest >= period and longest + period >= REPEAT_MIN_TOKENS:
+            return True
+    return False
+
+
+def content_frames(features: np.ndarray) -> int:
+    """How many frames of (batch, mel bins, frames) features come before pad_or_trim's zero padding."""
+    audible = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
+    return int(audible[-1]) + 1 if audible.size else 0
 
 
 # A cancelled batched job must stop within about this long: the chunks of a batch are run a few at a
@@ -428,8 +464,8 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         batch_size = job.options.get("batch_size")
         if batch_size is None:
             batch_size = long_audio.batch_size_for(job.options, audio.size / SAMPLING_RATE)
-        fitted = fitted_window(audio.size / SAMPLING_RATE) if job.options.get("fit_window") and batch_size is None else None
-        fitter.fit(fitted)
+        if job.options.get("fit_window") and batch_size is None:
+            fitter.fit(audio.size / SAMPLING_RATE <= FIT_MAX_AUDIO_SECONDS)
         try:
             if batch_size is not None:
                 # The batched pipeline keeps per-call state, so each job gets its own. It decodes
@@ -440,19 +476,6 @@ def run_job(model: WhisperModel, job: Job, send: Send,
                     audio, batch_size=int(batch_size), **batched)
             else:
                 segments, info = model.transcribe(audio, **options)
-                if fitted is not None:
-                    # A fitted window's decode (a few segments at most) is checked whole before it
-                    # is sent: one that loops is decoded again with Whisper's own 30 s window.
-                    decoded = list(segments)
-                    if repeats_itself("".join(segment.text for segment in decoded)):
-                        log.info("job %s: the fitted window's decode repeats itself; decoding the whole window", job.id)
-                        fitter.fit(None)
-                        recorder.stop()
-                        if want_logprobs:
-                            recorder.start()
-                        segments, info = model.transcribe(audio, **options)
-                        decoded = list(segments)
-                    segments = iter(decoded)
         except (TypeError, ValueError) as error:
             raise JobError("invalid_options", str(error)) from error
         send(
@@ -484,5 +507,5 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         send({"type": "error", "job": job.id, "code": "model_error", "message": f"{type(error).__name__}: {error}"})
     finally:
         recorder.stop()
-        fitter.fit(None)
+        fitter.fit(False)
         model.model.cancelled = None

@@ -1,16 +1,26 @@
-"""fit_window inside the worker: the window a job gets, that the encoder is given only that window
-while the job runs (and Whisper's whole window again after it, however it ended), and that decodes
-are bounded. What the fitted window decodes to, against the whole window, is in test_worker.py."""
+"""fit_window inside the worker: the window fitted to some audio, that the encoder is given each window
+fitted to its content while the job runs (and Whisper's whole window again after it, however it ended),
+and that decodes are bounded. What fitted windows decode to, against whole ones, is in test_worker.py."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import ctranslate2
 import numpy as np
 import pytest
 
-from earshot_worker.transcribe import FittedWindow, Job, WindowFitter, fitted_window, load_model, run_job
+from earshot_worker.transcribe import (
+    FittedWindow,
+    Job,
+    WindowFitter,
+    content_frames,
+    fitted_window,
+    load_model,
+    repeats_itself,
+    run_job,
+)
 
 
 def test_the_window_is_the_audio_plus_padding_in_whole_seconds_and_bounds_the_tokens():
@@ -22,13 +32,15 @@ def test_the_window_is_the_audio_plus_padding_in_whole_seconds_and_bounds_the_to
 
 
 class Recorder:
-    """Stands in for the model behind the fitter: what encode() and generate() were given."""
+    """Stands in for the model behind the fitter: what encode() and generate() were given. Without a
+    model behind it, generate() answers `decoded` (the tokens of each decode, in turn)."""
 
     def __init__(self, model: Any = None) -> None:
         self._model = model
         self.encoded_frames: list[int] = []
         self.max_lengths: list[int] = []
         self.on_encode: Any = None
+        self.decoded: list[list[int]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -41,25 +53,64 @@ class Recorder:
 
     def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
         self.max_lengths.append(kwargs["max_length"])
-        return self._model.generate(features, prompts, *args, **kwargs) if self._model else None
+        if self._model:
+            return self._model.generate(features, prompts, *args, **kwargs)
+        return [SimpleNamespace(sequences_ids=[self.decoded.pop(0) if self.decoded else [1, 2, 3]])]
 
 
-def test_the_fitter_trims_the_features_and_bounds_the_decode_after_the_prompt():
+def padded_features(seconds: float) -> np.ndarray:
+    """Features of `seconds` of sound as faster-whisper encodes them: padded with zeros to 30 s."""
+    features = np.zeros((1, 80, 3000), dtype=np.float32)
+    frames = round(seconds * 100)
+    features[..., :frames] = np.random.default_rng(0).uniform(-1.5, 0.5, (1, 80, frames))
+    features[..., frames - 1] = -0.5  # the quietest frame there can be: still not zero
+    return features
+
+
+def test_the_content_of_a_window_is_what_comes_before_its_zero_padding():
+    assert content_frames(padded_features(3.0)) == 300
+    assert content_frames(padded_features(30.0)) == 3000
+    assert content_frames(np.zeros((1, 80, 3000), dtype=np.float32)) == 0
+
+
+def test_the_fitter_fits_each_window_to_its_content_and_bounds_its_decode_after_the_prompt():
     inner = Recorder()
     fitter = WindowFitter(inner)
-    features = ctranslate2.StorageView.from_array(np.zeros((1, 80, 3000), dtype=np.float32))
     prompt = list(range(40))
 
-    fitter.fit(FittedWindow(frames=500, max_new_tokens=18))
-    fitter.encode(features, to_cpu=False)
-    fitter.generate(None, [prompt], max_length=448)
-    fitter.generate(None, [list(range(430))], max_length=448)  # a long prompt: never past the model's 448
-    fitter.fit(None)
-    fitter.encode(features, to_cpu=False)
-    fitter.generate(None, [prompt], max_length=448)
+    def window(seconds: float) -> None:
+        fitter.encode(ctranslate2.StorageView.from_array(padded_features(seconds)), to_cpu=False)
+        fitter.generate(None, [prompt], max_length=448)
 
+    fitter.fit(True)
+    window(0.6)
+    window(11.0)
+    fitter.generate(None, [list(range(430))], max_length=448)  # a long prompt: never past the model's 448
+    window(29.0)  # more than a fitted window holds: the whole window
+    fitter.fit(False)
+    window(0.6)
+
+    assert inner.encoded_frames == [500, 1300, 3000, 3000]
+    assert inner.max_lengths == [40 + 18, 40 + 142, 448, 448, 448]
+
+
+def test_a_decode_repeats_itself_when_a_run_of_tokens_comes_again_over_eight_tokens_or_more():
+    assert repeats_itself([7] * 8) and not repeats_itself([7] * 7)
+    assert repeats_itself([9, 1, 2, 3, 4, 1, 2, 3, 4, 5]) and not repeats_itself([1, 2, 3, 1, 2, 3])
+    assert repeats_itself([1, 2] * 4) and not repeats_itself([1, 2] * 3)
+    assert not repeats_itself(list(range(300))) and not repeats_itself([])
+
+
+def test_a_fitted_decode_that_repeats_itself_is_decoded_again_from_the_whole_window():
+    inner = Recorder()
+    fitter = WindowFitter(inner)
+    inner.decoded = [[1, 2, 3, 4, 5] * 2, [1, 2, 3, 4, 5]]
+    fitter.fit(True)
+    fitter.encode(ctranslate2.StorageView.from_array(padded_features(3.0)), to_cpu=False)
+    results = fitter.generate(None, [[0] * 4], max_length=448)
+    assert results[0].sequences_ids[0] == [1, 2, 3, 4, 5]
     assert inner.encoded_frames == [500, 3000]
-    assert inner.max_lengths == [58, 448, 448]
+    assert inner.max_lengths == [4 + 46, 448]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +136,8 @@ def test_a_fit_window_job_encodes_its_window_and_the_next_job_the_whole_one(mode
 
     encoder.encoded_frames.clear()
     assert run(model, jfk, {"fit_window": True, "beam_size": 1})[-1]["type"] == "done"
-    assert set(encoder.encoded_frames) == {1300}
+    assert encoder.encoded_frames[0] == 1300
+    assert max(encoder.encoded_frames) == 1300
     assert max(encoder.max_lengths) < 448
 
     # Cancelled while it encodes its first window: the job ends, and its window with it.
@@ -111,20 +163,3 @@ def test_audio_longer_than_28_s_gets_the_whole_window(model_and_encoder, audio_d
     assert messages[-1]["type"] == "done"
     assert set(encoder.encoded_frames) == {3000}
 
-
-def test_a_decode_that_loops_is_recognised_and_speech_is_not() -> None:
-    from earshot_worker.transcribe import repeats_itself
-    # Loops seen from fitted windows on real recordings (G.711 hotwords.mp3; a 0.6 s clip of JFK).
-    assert repeats_itself(" Then you go into your confu i folder again into confu i folder again into confu i folder")
-    assert repeats_itself(" N N N N N N N N")
-    assert repeats_itself(
-        " Then you go into your confu i folder again in the confu i folder."
-        " Then you go into your confu i folder again in the confu i folder."
-    )
-    # Real speech: JFK's repeated words are not a loop, nor is a short word said twice.
-    assert not repeats_itself(
-        " And so my fellow Americans, ask not what your country can do for you,"
-        " ask what you can do for your country."
-    )
-    assert not repeats_itself(" No, no, I said the the other one.")
-    assert not repeats_itself("")

@@ -592,6 +592,24 @@ def test_fit_window_gives_the_words_of_the_whole_window(base_worker, jfk_clips, 
         assert not re.search(r"\b(\w+)( \1){2,}\b", words), f"the decode loops: {words!r}"
 
 
+def test_fit_window_does_not_loop_on_the_rest_of_a_clip(base_worker, audio_dir, tmp_path):
+    # The first 20 s of the licence: the first window stops at 19.84 s and faster-whisper decodes the
+    # last 0.16 s in a window of its own. Fitted to the whole clip (22 s), that window looped ("and to be
+    # a copy of this software and to be a copy ..."): each window is fitted to its own content now.
+    from faster_whisper.audio import decode_audio
+
+    left, right = decode_audio(str(audio_dir / "multilingual.mp3"), sampling_rate=16000, split_stereo=True)
+    speech = ((left + right) / 2).astype("float32")[: 20 * 16000]
+    clip = write_wav16k(tmp_path / "licence-20s.wav", (speech * 32767).round() / 32767)
+    greedy = {"language": "en", "beam_size": 1, "temperature": [0.0]}
+    whole = base_worker.transcribe(clip, greedy)
+    fitted = base_worker.transcribe(clip, {**greedy, "fit_window": True})
+    assert_succeeded(whole)
+    assert_succeeded(fitted)
+    assert normalise(transcript(fitted)) == normalise(transcript(whole))
+    assert normalise(transcript(fitted)).endswith("to permit persons to whom the software is")
+
+
 @pytest.mark.parametrize("fit_window", [False, True])
 def test_prefix_is_forced_and_is_the_start_of_the_text(base_worker, jfk_clips, fit_window):
     # Not what the model hears ("fellow Americans"): the text starts with it only because it is forced.
