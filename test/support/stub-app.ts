@@ -21,7 +21,9 @@ export interface StubApp {
  */
 export async function stubApp(
   env: Record<string, string> = {},
-  deps: Partial<Pick<AppDependencies, 'apiKeys' | 'metrics' | 'logger' | 'clientSecrets' | 'tls' | 'realtimeRoute'>> = {},
+  deps: Partial<
+    Pick<AppDependencies, 'apiKeys' | 'metrics' | 'logger' | 'clientSecrets' | 'tls' | 'realtimeRoute'>
+  > = {},
 ): Promise<StubApp> {
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-stub-app-'));
   const config = loadConfig([], { EARSHOT_LOG_LEVEL: 'silent', ...env, EARSHOT_TMP_DIR: tmpDir });
