@@ -4,23 +4,21 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { projectRoot } from '../../src/paths.ts';
 import { PLAYGROUND_PATHS } from '../../src/server/routes/playground.ts';
 import { stubApp } from '../support/stub-app.ts';
 
-const disposals: (() => Promise<void>)[] = [];
-after(() => Promise.all(disposals.map((dispose) => dispose())));
-
-async function app(env: Record<string, string> = {}) {
+/** The app with API keys on, closed when the test ends. */
+async function app(t: TestContext, env: Record<string, string> = {}) {
   const stub = await stubApp(env, { apiKeys: ['right-key-0123456789'] });
-  disposals.push(stub.dispose);
+  t.after(stub.dispose);
   return stub.app;
 }
 
 describe('the playground files', () => {
-  it('serves the page and each file with its type, to anyone, even with keys on', async () => {
-    const server = await app();
+  it('serves the page and each file with its type, to anyone, even with keys on', async (t) => {
+    const server = await app(t);
     const page = await server.inject({ url: '/' });
     assert.equal(page.statusCode, 200);
     assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
@@ -51,15 +49,15 @@ describe('the playground files', () => {
     assert.equal((await server.inject({ url: '/v1/models' })).statusCode, 401, 'the API still needs a key');
   });
 
-  it('stays open to an address that failed too many key checks', async () => {
-    const server = await app({ EARSHOT_AUTH_FAILURES_PER_MINUTE: '2' });
+  it('stays open to an address that failed too many key checks', async (t) => {
+    const server = await app(t, { EARSHOT_AUTH_FAILURES_PER_MINUTE: '2' });
     for (let i = 0; i < 3; i++) await server.inject({ url: '/v1/models' });
     assert.equal((await server.inject({ url: '/v1/models' })).statusCode, 429);
     assert.equal((await server.inject({ url: '/' })).statusCode, 200);
   });
 
-  it('answers 304 while the file is unchanged, and asks browsers to check every time', async () => {
-    const server = await app();
+  it('answers 304 while the file is unchanged, and asks browsers to check every time', async (t) => {
+    const server = await app(t);
     const first = await server.inject({ url: '/playground/main.js' });
     assert.equal(first.headers['cache-control'], 'no-cache');
     const etag = String(first.headers.etag);
@@ -71,8 +69,8 @@ describe('the playground files', () => {
     assert.equal(changed.statusCode, 200);
   });
 
-  it('serves nothing else: no other file of the directory, no way out of it', async () => {
-    const server = await app({ EARSHOT_AUTH_FAILURES_PER_MINUTE: '0' });
+  it('serves nothing else: no other file of the directory, no way out of it', async (t) => {
+    const server = await app(t, { EARSHOT_AUTH_FAILURES_PER_MINUTE: '0' });
     for (const url of [
       '/playground/tsconfig.json',
       '/playground/worklet-globals.d.ts',
@@ -88,8 +86,8 @@ describe('the playground files', () => {
     }
   });
 
-  it('lists the languages the installed engine knows', async () => {
-    const server = await app();
+  it('lists the languages the installed engine knows', async (t) => {
+    const server = await app(t);
     const languages = (await server.inject({ url: '/playground/languages.json' })).json<
       { code: string; name: string }[]
     >();
