@@ -249,7 +249,7 @@ describe('the playground in Chromium', { timeout: 600_000 }, () => {
     await page.close();
   });
 
-  it("shows the server's message for a file that is not audio", async () => {
+  it("shows the server's message for a file that is not audio, dropped on the page", async () => {
     const notes = Buffer.from('These are meeting notes, not a recording.\n');
     const form = new FormData();
     form.append('file', new Blob([notes]), 'notes.txt');
@@ -261,7 +261,15 @@ describe('the playground in Chromium', { timeout: 600_000 }, () => {
     };
 
     const { page, faults } = await openPlayground(browser, server);
-    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
+    // Dragged from elsewhere and dropped on the drop zone.
+    const dropped = await page.evaluateHandle((text) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], 'notes.txt', { type: 'text/plain' }));
+      return transfer;
+    }, notes.toString());
+    await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer: dropped });
+    await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer: dropped });
+    assert.match((await page.locator('#file-name').textContent()) ?? '', /^notes\.txt/);
     await page.getByRole('button', { name: 'Transcribe' }).click();
     const problem = page.getByRole('alert').filter({ hasText: 'HTTP 400' });
     await problem.waitFor();
