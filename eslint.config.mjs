@@ -62,6 +62,12 @@ export default tseslint.config(
     },
   },
   {
+    // The playground's browser code (plain ES modules, no build step): TypeScript checks it (checkJs,
+    // src/playground/tsconfig.json), names included, with the browser's globals.
+    files: ['src/playground/**/*.js'],
+    rules: { 'no-undef': 'off' },
+  },
+  {
     // The fake engine worker is plain JavaScript (it must start in milliseconds, without tsx): linted
     // without type information.
     files: ['test/support/*.mjs'],

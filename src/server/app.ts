@@ -31,6 +31,7 @@ import {
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
+import { PLAYGROUND_PATHS, playgroundRoutes } from './routes/playground.ts';
 import { realtimeSecretRoutes } from './routes/realtime-secrets.ts';
 import { transcriptionRoutes } from './routes/transcriptions.ts';
 import { MAX_FIELD_BYTES, UploadDirectory, uploadStarted } from './uploads.ts';
@@ -235,6 +236,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
 
   const publicPaths = new Set([
+    // The playground page: it holds no secret, and asks its user for a key when the API needs one.
+    ...PLAYGROUND_PATHS,
     ...(config.publicHealth ? ['/health', '/ready'] : []),
     ...(config.publicMetrics ? ['/metrics'] : []),
   ]);
@@ -317,6 +320,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(healthRoutes, deps);
+  await app.register(playgroundRoutes);
   await app.register(modelRoutes, deps);
   await app.register(adminRoutes, deps);
   await app.register(transcriptionRoutes, { ...deps, uploads });
