@@ -2,10 +2,8 @@
 // files with progress, list and load models. Exit codes: 0 done, 1 a file or a request failed,
 // 2 a usage error or no server to talk to.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { optionSpecs } from '../config.ts';
-import { projectRoot } from '../paths.ts';
+import { earshotVersion } from '../version.ts';
 import {
   clientsFor,
   DEFAULT_SERVER_URL,
@@ -25,8 +23,6 @@ const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
 class UsageError extends Error {}
-
-const { version } = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
 
 function positiveInteger(raw: string): number {
   const value = Number(raw);
@@ -56,7 +52,7 @@ async function runningServer(flags: ServerFlags): Promise<Clients> {
 
 const program = new Command('earshot')
   .description('A self-hosted, OpenAI-compatible speech-to-text server for faster-whisper.')
-  .version(version)
+  .version(earshotVersion)
   .showHelpAfterError()
   // Usage errors exit with 2, as the server does for a bad configuration; help and --version with 0.
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE));

@@ -27,6 +27,7 @@ import {
   type Task,
   type TranscriptionRequest,
 } from '../../openai/transcription-request.ts';
+import { audioRouteSchema } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 import { toApiError } from '../error-translation.ts';
 import { clientIdentity } from '../plugins/auth.ts';
@@ -180,6 +181,10 @@ export async function transcriptionRoutes(
     return job.request.stream ? stream(job, request, reply) : respond(job, request, reply);
   }
 
-  app.post('/v1/audio/transcriptions', (request, reply) => handle('transcribe', request, reply));
-  app.post('/v1/audio/translations', (request, reply) => handle('translate', request, reply));
+  app.post('/v1/audio/transcriptions', { schema: audioRouteSchema('transcribe') }, (request, reply) =>
+    handle('transcribe', request, reply),
+  );
+  app.post('/v1/audio/translations', { schema: audioRouteSchema('translate') }, (request, reply) =>
+    handle('translate', request, reply),
+  );
 }
