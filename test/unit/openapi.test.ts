@@ -4,8 +4,12 @@
 // published API where the two overlap (as the official SDK types it: see support/openai-types.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { errorKinds } from '../../src/api-errors.ts';
 import { Metrics } from '../../src/metrics.ts';
+import type { Transcript } from '../../src/engine/index.ts';
+import { renderTranscript } from '../../src/openai/formatters.ts';
+import { deltaEvent, doneEvent, segmentEvent, verboseDoneEvent } from '../../src/openai/stream-events.ts';
 import { formFieldSchemas } from '../../src/openai/transcription-request.ts';
 import { compareShapes, openaiAudioTypes, schemaShape, SDK_SOURCES, type Shape } from '../support/openai-types.ts';
 import { stubApp, type StubApp } from '../support/stub-app.ts';
@@ -224,6 +228,61 @@ describe('the OpenAPI document', () => {
         );
       }
     });
+  });
+
+  it('describes the answers the server builds: each fits its schema, and has no field the schema does not name', () => {
+    const ajv = new Ajv2020({ strict: false });
+    for (const [id, schema] of Object.entries(document.components.schemas))
+      ajv.addSchema(schema, `#/components/schemas/${id}`);
+    /** Validates `value` against the named schema, and checks its keys (and its segments' and words') are described. */
+    function assertFits(name: string, value: unknown) {
+      const validate = ajv.getSchema(`#/components/schemas/${name}`);
+      assert.ok(validate, name);
+      assert.ok(validate(value), `${name}: ${ajv.errorsText(validate.errors)}`);
+      const described = (schema: JsonSchema | undefined, object: unknown, where: string) => {
+        const properties = (schema?.properties ?? {}) as Record<string, JsonSchema>;
+        for (const [key, inner] of Object.entries(object as Record<string, unknown>)) {
+          assert.ok(properties[key], `${where}.${key} is described`);
+          const items = properties[key]?.items as JsonSchema | undefined;
+          if (Array.isArray(inner) && items?.properties)
+            for (const item of inner) described(items, item, `${where}.${key}[]`);
+        }
+      };
+      described(document.components.schemas[name], value, name);
+    }
+    const segment = {
+      id: 1,
+      seek: 0,
+      start: 0,
+      end: 2.5,
+      text: ' Ask not.',
+      tokens: [50364, 1029],
+      temperature: 0,
+      avg_logprob: -0.2,
+      compression_ratio: 1.1,
+      no_speech_prob: 0.01,
+      words: [{ word: ' Ask', start: 0, end: 1, probability: 0.9 }],
+      logprobs: [{ token: ' Ask', logprob: -0.1, bytes: [32, 65, 115, 107] }],
+    };
+    const transcript: Transcript = {
+      task: 'transcribe',
+      info: { language: 'en', language_probability: 0.99, duration: 2.5, duration_after_vad: 2.5 },
+      segments: [segment],
+    };
+    const both = { granularities: new Set(['word', 'segment'] as const) };
+    const event = (line: string): unknown => JSON.parse(line.slice('data: '.length));
+    assertFits(
+      'Transcription',
+      JSON.parse(renderTranscript(transcript, 'json', { ...both, includeLogprobs: true }).body),
+    );
+    assertFits('TranscriptionVerbose', JSON.parse(renderTranscript(transcript, 'verbose_json', both).body));
+    assertFits('TranscriptTextDeltaEvent', event(deltaEvent({ delta: 'Ask', logprobs: segment.logprobs })));
+    assertFits('TranscriptTextSegmentEvent', event(segmentEvent(segment, 0, true)));
+    assertFits('TranscriptTextDoneEvent', event(doneEvent(transcript, true)));
+    // A verbose_json stream's done event: the verbose_json answer, with the event's type.
+    const { type, ...verbose } = event(verboseDoneEvent(transcript, both)) as Record<string, unknown>;
+    assert.equal(type, 'transcript.text.done');
+    assertFits('TranscriptionVerbose', verbose);
   });
 
   describe('the docs page', () => {
