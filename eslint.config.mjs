@@ -68,9 +68,9 @@ export default tseslint.config(
     rules: { 'no-undef': 'off' },
   },
   {
-    // The fake engine worker is plain JavaScript (it must start in milliseconds, without tsx): linted
-    // without type information.
-    files: ['test/support/*.mjs'],
+    // The fake engine worker is plain JavaScript (it must start in milliseconds, without tsx), and so is
+    // the CLI's launcher (it starts tsx): linted without type information.
+    files: ['test/support/*.mjs', 'bin/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', setTimeout: 'readonly' } },
   },

@@ -38,6 +38,7 @@ export interface Config {
   adminApiKeys: string[];
   publicHealth: boolean;
   publicMetrics: boolean;
+  publicDocs: boolean;
   maxAudioSeconds: number;
   maxQueuedJobs: number;
   maxHeaderBytes: number;
@@ -432,6 +433,15 @@ export const optionSpecs = [
     flag: '--public-metrics',
     default: 'false',
     description: '`/metrics` answers without an API key.',
+    parse: boolean,
+  },
+  {
+    key: 'publicDocs',
+    env: 'EARSHOT_PUBLIC_DOCS',
+    flag: '--public-docs',
+    // The description of an open-source API is no secret, and a browser cannot send a key with the page.
+    default: 'true',
+    description: 'The API description (`/openapi.json`) and its page (`/docs`) answer without an API key.',
     parse: boolean,
   },
   {

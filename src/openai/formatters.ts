@@ -34,7 +34,7 @@ export function usageOf(transcript: Transcript): { type: 'duration'; seconds: nu
 }
 
 /** OpenAI's translations carry no usage (recorded api.openai.com traffic); transcriptions do. */
-function usageField(transcript: Transcript): { usage?: ReturnType<typeof usageOf> } {
+export function usageField(transcript: Transcript): { usage?: ReturnType<typeof usageOf> } {
   return transcript.task === 'transcribe' ? { usage: usageOf(transcript) } : {};
 }
 
@@ -57,9 +57,11 @@ export function renderTranscript(transcript: Transcript, format: ResponseFormat,
     case 'text':
       return { contentType: TEXT_TYPE, body: `${transcriptText(transcript)}\n` };
     case 'srt':
-      return { contentType: TEXT_TYPE, body: renderSrt(transcript.segments) };
     case 'vtt':
-      return { contentType: VTT_TYPE, body: renderVtt(transcript.segments) };
+      return {
+        contentType: format === 'srt' ? TEXT_TYPE : VTT_TYPE,
+        body: renderSubtitles(transcript.segments, format),
+      };
     case 'verbose_json':
       return { contentType: JSON_TYPE, body: JSON.stringify(verboseJson(transcript, options)) };
   }
@@ -71,12 +73,15 @@ interface Cue {
   text: string;
 }
 
+/** What a subtitle cue needs of a segment: the engine's, or verbose_json's (the CLI renders from those). */
+export type TimedText = Pick<EngineSegment, 'start' | 'end' | 'text'>;
+
 /**
  * The segments that produce a cue, with subtitle-safe text. A blank line ends a cue in srt and vtt,
  * so blank lines inside a text are dropped (its remaining lines kept). A segment left with no text
  * is skipped: an srt cue without text is malformed, and an empty cue shows nothing anyway.
  */
-function cuesOf(segments: readonly EngineSegment[]): Cue[] {
+function cuesOf(segments: readonly TimedText[]): Cue[] {
   const cues: Cue[] = [];
   for (const segment of segments) {
     const text = segment.text
@@ -89,13 +94,18 @@ function cuesOf(segments: readonly EngineSegment[]): Cue[] {
   return cues;
 }
 
-function renderSrt(segments: readonly EngineSegment[]): string {
+/** srt or vtt, from the segments' times and texts. */
+export function renderSubtitles(segments: readonly TimedText[], format: 'srt' | 'vtt'): string {
+  return format === 'srt' ? renderSrt(segments) : renderVtt(segments);
+}
+
+function renderSrt(segments: readonly TimedText[]): string {
   return cuesOf(segments)
     .map((cue, index) => `${index + 1}\n${timestamp(cue.start, ',')} --> ${timestamp(cue.end, ',')}\n${cue.text}\n\n`)
     .join('');
 }
 
-function renderVtt(segments: readonly EngineSegment[]): string {
+function renderVtt(segments: readonly TimedText[]): string {
   const cues = cuesOf(segments).map(
     (cue) => `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.text}\n\n`,
   );
@@ -121,7 +131,12 @@ function pad(value: number, width: number): string {
   return String(value).padStart(width, '0');
 }
 
-function verboseJson(transcript: Transcript, options: FormatOptions): Record<string, unknown> {
+/** A segment's words as verbose_json has them: faster-whisper's carry a leading space (the token's), OpenAI's are bare. */
+export function verboseWords(segment: EngineSegment): { word: string; start: number; end: number }[] {
+  return (segment.words ?? []).map((word) => ({ word: word.word.trim(), start: word.start, end: word.end }));
+}
+
+export function verboseJson(transcript: Transcript, options: FormatOptions): Record<string, unknown> {
   // Keys are assigned in OpenAI's order, which JSON.stringify preserves.
   const body: Record<string, unknown> = {
     task: transcript.task,
@@ -146,10 +161,7 @@ function verboseJson(transcript: Transcript, options: FormatOptions): Record<str
     }));
   }
   if (options.granularities.has('word')) {
-    // faster-whisper words carry a leading space (the token's); OpenAI's words are bare.
-    body.words = transcript.segments.flatMap((segment) =>
-      (segment.words ?? []).map((word) => ({ word: word.word.trim(), start: word.start, end: word.end })),
-    );
+    body.words = transcript.segments.flatMap(verboseWords);
   }
   return { ...body, ...usageField(transcript) };
 }

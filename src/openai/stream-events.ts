@@ -3,9 +3,19 @@
 //   data: {"type":"transcript.text.done","text":"…","usage":…}   once, at the end
 //   data: [DONE]
 // A failure after the stream has started is sent as data: {"error":{…}}, which both SDKs raise.
+// With verbose_json (an earshot extension) each decoded segment is also sent as OpenAI's segment event,
+//   data: {"type":"transcript.text.segment","id":"seg_0","start","end","text"}   after its deltas
+// and the done event carries the whole verbose_json body (its `text` and `usage` are the done event's own).
 import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
 import type { OpenAIErrorBody } from '../api-errors.ts';
-import { transcriptLogprobs, transcriptText, usageOf } from './formatters.ts';
+import {
+  transcriptLogprobs,
+  transcriptText,
+  usageField,
+  verboseJson,
+  verboseWords,
+  type FormatOptions,
+} from './formatters.ts';
 
 export interface TextDelta {
   delta: string;
@@ -29,8 +39,30 @@ export function doneEvent(transcript: Transcript, includeLogprobs: boolean): str
     type: 'transcript.text.done',
     text: transcriptText(transcript),
     ...(includeLogprobs && { logprobs: transcriptLogprobs(transcript) }),
-    usage: usageOf(transcript),
+    // Translations carry no usage, streamed or not, as OpenAI's answers.
+    ...usageField(transcript),
   });
+}
+
+/**
+ * A decoded segment, as OpenAI's `transcript.text.segment` event (which OpenAI sends for diarized
+ * streams; earshot has no speakers, so no `speaker`). Numbered as verbose_json numbers its segments,
+ * with `words` when word timestamps were asked for.
+ */
+export function segmentEvent(segment: EngineSegment, index: number, withWords: boolean): string {
+  return event({
+    type: 'transcript.text.segment',
+    id: `seg_${index}`,
+    start: segment.start,
+    end: segment.end,
+    text: segment.text,
+    ...(withWords && { words: verboseWords(segment) }),
+  });
+}
+
+/** The done event of a verbose_json stream: the verbose_json body, as the event. */
+export function verboseDoneEvent(transcript: Transcript, options: FormatOptions): string {
+  return event({ type: 'transcript.text.done', ...verboseJson(transcript, options) });
 }
 
 export function errorEvent(error: OpenAIErrorBody): string {
@@ -38,6 +70,12 @@ export function errorEvent(error: OpenAIErrorBody): string {
 }
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
+
+/**
+ * A header of every streamed answer (an earshot extension): the audio's duration in seconds, as
+ * verbose_json's `duration`. With the segment events' end times, it tells how much has been decoded.
+ */
+export const AUDIO_DURATION_HEADER = 'x-audio-duration';
 
 /**
  * Splits segments into one delta per word as each segment arrives, so a client sees text word by

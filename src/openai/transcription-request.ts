@@ -23,7 +23,8 @@ export interface TranscriptionRequest {
 }
 
 const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'verbose_json', 'vtt'];
-const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text'];
+// verbose_json streams too, as an earshot extension (OpenAI streams json and text only).
+const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'verbose_json'];
 const GRANULARITIES: readonly Granularity[] = ['word', 'segment'];
 // faster-whisper's own temperature fallback schedule, which OpenAI's temperature=0 stands for.
 const FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -37,21 +38,40 @@ interface NumberRule {
   exclusiveMin?: boolean;
 }
 
+/** OpenAI's temperature: 0 (which stands for faster-whisper's fallback schedule) to 1. */
+const TEMPERATURE: NumberRule = { min: 0, max: 1 };
+
 /** faster-whisper's knobs that a request may set as extra form fields; README lists them. */
 export const engineKnobs = {
-  beam_size: { kind: 'number', rule: { min: 1, max: 20, integer: true } },
-  best_of: { kind: 'number', rule: { min: 1, max: 20, integer: true } },
-  patience: { kind: 'number', rule: { min: 0, max: 10, exclusiveMin: true } },
-  no_speech_threshold: { kind: 'number', rule: { min: 0, max: 1 } },
-  log_prob_threshold: { kind: 'number', rule: { min: -100, max: 0 } },
-  compression_ratio_threshold: { kind: 'number', rule: { min: 0, max: 100, exclusiveMin: true } },
-  hallucination_silence_threshold: { kind: 'number', rule: { min: 0, max: 3600, exclusiveMin: true } },
-  batch_size: { kind: 'number', rule: { min: 1, max: 64, integer: true } },
-  vad_filter: { kind: 'boolean' },
-  condition_on_previous_text: { kind: 'boolean' },
-  without_timestamps: { kind: 'boolean' },
-  hotwords: { kind: 'text', maxLength: 1000 },
-  vad_parameters: { kind: 'vad' },
+  beam_size: { kind: 'number', rule: { min: 1, max: 20, integer: true }, doc: 'Beam search width; 1 is greedy.' },
+  best_of: { kind: 'number', rule: { min: 1, max: 20, integer: true }, doc: 'Candidates when sampling above 0.' },
+  patience: { kind: 'number', rule: { min: 0, max: 10, exclusiveMin: true }, doc: 'Beam search patience.' },
+  no_speech_threshold: { kind: 'number', rule: { min: 0, max: 1 }, doc: 'Silence detection threshold.' },
+  log_prob_threshold: {
+    kind: 'number',
+    rule: { min: -100, max: 0 },
+    doc: 'Below this average log probability, retry at a higher temperature.',
+  },
+  compression_ratio_threshold: {
+    kind: 'number',
+    rule: { min: 0, max: 100, exclusiveMin: true },
+    doc: 'Above this compression ratio, retry at a higher temperature.',
+  },
+  hallucination_silence_threshold: {
+    kind: 'number',
+    rule: { min: 0, max: 3600, exclusiveMin: true },
+    doc: 'Skip silences longer than this many seconds when a hallucination is suspected (with word timestamps).',
+  },
+  batch_size: {
+    kind: 'number',
+    rule: { min: 1, max: 64, integer: true },
+    doc: "Decode VAD chunks this many at a time (faster-whisper's BatchedInferencePipeline).",
+  },
+  vad_filter: { kind: 'boolean', doc: 'Drop non-speech with Silero VAD first.' },
+  condition_on_previous_text: { kind: 'boolean', doc: 'Feed each window the text before it.' },
+  without_timestamps: { kind: 'boolean', doc: 'Decode without timestamp tokens.' },
+  hotwords: { kind: 'text', maxLength: 1000, doc: 'Words to favour (names, jargon).' },
+  vad_parameters: { kind: 'vad', doc: 'Silero VAD options: a JSON object, or vad_parameters[key] fields.' },
 } as const;
 
 /** faster-whisper's VadOptions fields and their ranges. */
@@ -64,21 +84,142 @@ const VAD_PARAMETERS: Record<string, NumberRule> = {
   speech_pad_ms: { min: 0, max: 3_600_000, integer: true },
 };
 
-const OPENAI_FIELDS: Record<Task, readonly string[]> = {
-  transcribe: [
-    'file',
-    'model',
-    'language',
-    'prompt',
-    'response_format',
-    'temperature',
-    'timestamp_granularities',
-    'stream',
-    'include',
-    'chunking_strategy',
-  ],
-  translate: ['file', 'model', 'prompt', 'response_format', 'temperature'],
+/** chunking_strategy's server_vad keys: their ranges, and the faster-whisper VAD option each one sets. */
+const SERVER_VAD: Record<string, { rule: NumberRule; vadOption: string }> = {
+  threshold: { rule: { min: 0, max: 1 }, vadOption: 'threshold' },
+  prefix_padding_ms: { rule: { min: 0, max: 60_000, integer: true }, vadOption: 'speech_pad_ms' },
+  silence_duration_ms: { rule: { min: 0, max: 60_000, integer: true }, vadOption: 'min_silence_duration_ms' },
 };
+
+/** A JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), for the API's description. */
+export type JsonSchema = Record<string, unknown>;
+
+function numberSchema(rule: NumberRule): JsonSchema {
+  return {
+    type: rule.integer ? 'integer' : 'number',
+    ...(rule.exclusiveMin ? { exclusiveMinimum: rule.min } : { minimum: rule.min }),
+    maximum: rule.max,
+  };
+}
+
+interface OpenAIField {
+  /** The routes that take it. */
+  tasks: readonly Task[];
+  schema: JsonSchema;
+  description: string;
+}
+
+const BOTH: readonly Task[] = ['transcribe', 'translate'];
+const TRANSCRIBE: readonly Task[] = ['transcribe'];
+
+/**
+ * OpenAI's form fields: the routes that take each one, and what it holds. The parser takes the names
+ * (what is unknown) and the ranges and choices from here and from the tables above, and so does the
+ * API's OpenAPI document (formFieldSchemas): one list feeds both, so they cannot drift apart.
+ */
+const OPENAI_FIELDS: Record<string, OpenAIField> = {
+  file: {
+    tasks: BOTH,
+    schema: { type: 'string', format: 'binary' },
+    description:
+      'The audio: any format FFmpeg decodes (sniffed, never taken from the name), up to EARSHOT_MAX_UPLOAD_BYTES (25 MiB).',
+  },
+  model: {
+    tasks: BOTH,
+    schema: { type: 'string', examples: ['whisper-1'] },
+    description:
+      'An alias (whisper-1, gpt-4o-transcribe, gpt-4o-mini-transcribe stand for the default model), a bundled model, a models-directory name, a size name or a Hugging Face id.',
+  },
+  language: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'string', examples: ['en'] },
+    description: 'The spoken language: an ISO-639-1 code (or its English name). Detected when left out.',
+  },
+  prompt: {
+    tasks: BOTH,
+    schema: { type: 'string' },
+    description: "Text to guide the model's style (its initial prompt).",
+  },
+  response_format: {
+    tasks: BOTH,
+    schema: { type: 'string', enum: RESPONSE_FORMATS, default: 'json' },
+    description: 'The format of the answer (diarized_json is refused: no diarization model).',
+  },
+  temperature: {
+    tasks: BOTH,
+    schema: { ...numberSchema(TEMPERATURE), default: 0 },
+    description: "Sampling temperature; 0 means faster-whisper's fallback schedule 0.0, 0.2, … 1.0.",
+  },
+  timestamp_granularities: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'array', items: { type: 'string', enum: GRANULARITIES }, default: ['segment'] },
+    description: 'The timestamps verbose_json carries.',
+  },
+  stream: {
+    tasks: BOTH,
+    schema: { type: 'boolean', default: false },
+    description:
+      'Answer with server-sent events, for json, text and verbose_json. OpenAI streams transcriptions in json and text; earshot also streams verbose_json (with a segment event per segment) and translations.',
+  },
+  include: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'array', items: { type: 'string', enum: ['logprobs'] } },
+    description: "'logprobs': each token's log probability (with json, or in a stream).",
+  },
+  chunking_strategy: {
+    tasks: TRANSCRIBE,
+    schema: {
+      anyOf: [
+        { type: 'string', enum: ['auto'] },
+        {
+          type: 'object',
+          properties: {
+            type: { type: 'string', enum: ['server_vad'] },
+            ...Object.fromEntries(Object.entries(SERVER_VAD).map(([key, { rule }]) => [key, numberSchema(rule)])),
+          },
+          required: ['type'],
+          additionalProperties: false,
+        },
+      ],
+    },
+    description: "'auto', or server_vad with its parameters: faster-whisper's Silero VAD.",
+  },
+};
+
+function knobSchema(knob: (typeof engineKnobs)[keyof typeof engineKnobs]): JsonSchema {
+  switch (knob.kind) {
+    case 'number':
+      return numberSchema(knob.rule);
+    case 'boolean':
+      return { type: 'boolean' };
+    case 'text':
+      return { type: 'string', maxLength: knob.maxLength };
+    case 'vad':
+      return {
+        type: 'object',
+        properties: Object.fromEntries(Object.entries(VAD_PARAMETERS).map(([key, rule]) => [key, numberSchema(rule)])),
+        additionalProperties: false,
+      };
+  }
+}
+
+/**
+ * The form fields a route takes, in order, as JSON Schemas with their descriptions: OpenAI's, then
+ * faster-whisper's knobs (an earshot extension). What unknownFields and the OpenAPI document both use.
+ */
+export function formFieldSchemas(task: Task): Record<string, JsonSchema> {
+  const fields: Record<string, JsonSchema> = {};
+  for (const [name, field] of Object.entries(OPENAI_FIELDS)) {
+    if (field.tasks.includes(task)) fields[name] = { ...field.schema, description: field.description };
+  }
+  for (const [name, knob] of Object.entries(engineKnobs)) {
+    fields[name] = { ...knobSchema(knob), description: `faster-whisper (earshot extension): ${knob.doc}` };
+  }
+  return fields;
+}
+
+/** The form fields every request of the audio routes must send. */
+export const REQUIRED_FIELDS: readonly string[] = ['file', 'model'];
 
 /** `chunking_strategy[type]` → `chunking_strategy`: the object a bracketed field belongs to. */
 function objectName(field: string): string {
@@ -88,7 +229,7 @@ function objectName(field: string): string {
 
 /** The fields a request sent that this task does not know; the caller logs them. */
 export function unknownFields(fields: FormFields, task: Task): string[] {
-  const known = new Set<string>([...OPENAI_FIELDS[task], ...Object.keys(engineKnobs)]);
+  const known = new Set(Object.keys(formFieldSchemas(task)));
   return [...fields.keys()].filter((name) => !known.has(objectName(name)));
 }
 
@@ -201,18 +342,14 @@ function parseChunkingStrategy(fields: FormFields, options: TranscribeOptions): 
   const vad: Record<string, number> = {};
   for (const [key, value] of Object.entries(raw)) {
     if (key === 'type') continue;
-    const param = `chunking_strategy.${key}`;
-    if (key === 'threshold') vad.threshold = objectNumber(value, param, { min: 0, max: 1 });
-    else if (key === 'prefix_padding_ms')
-      vad.speech_pad_ms = objectNumber(value, param, { min: 0, max: 60_000, integer: true });
-    else if (key === 'silence_duration_ms') {
-      vad.min_silence_duration_ms = objectNumber(value, param, { min: 0, max: 60_000, integer: true });
-    } else {
+    const known = Object.hasOwn(SERVER_VAD, key) ? SERVER_VAD[key] : undefined;
+    if (!known) {
       throw invalid(
         'chunking_strategy',
-        `Unknown chunking_strategy key '${key}': use type, threshold, prefix_padding_ms, silence_duration_ms.`,
+        `Unknown chunking_strategy key '${key}': use type, ${Object.keys(SERVER_VAD).join(', ')}.`,
       );
     }
+    vad[known.vadOption] = objectNumber(value, `chunking_strategy.${key}`, known.rule);
   }
   options.vad_filter = true;
   options.vad_parameters = vad;
@@ -235,7 +372,7 @@ function parseResponseFormat(raw: string | undefined): ResponseFormat {
 
 function parseTemperature(raw: string | undefined): number[] {
   if (raw === undefined || raw.trim() === '') return FALLBACK_TEMPERATURES;
-  const value = parseNumber(raw, 'temperature', { min: 0, max: 1 });
+  const value = parseNumber(raw, 'temperature', TEMPERATURE);
   return value === 0 ? FALLBACK_TEMPERATURES : [value];
 }
 
@@ -308,7 +445,12 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
   const prompt = single(fields, 'prompt');
   if (prompt !== undefined && prompt !== '') options.initial_prompt = prompt;
 
-  let stream = false;
+  // Translations stream too, as an earshot extension (OpenAI's have no stream field).
+  const rawStream = single(fields, 'stream');
+  const stream = rawStream !== undefined && rawStream !== '' && parseBoolean(rawStream, 'stream');
+  if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
+    throw new ApiError('unsupported_value', { asked: 'stream', responseFormat }, { param: 'response_format' });
+  }
   let includeLogprobs = false;
   let asked: Set<Granularity> | undefined;
   if (task === 'transcribe') {
@@ -319,11 +461,6 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
         throw new ApiError('invalid_language', { language }, { param: 'language' });
       }
       options.language = code;
-    }
-    const rawStream = single(fields, 'stream');
-    stream = rawStream !== undefined && rawStream !== '' && parseBoolean(rawStream, 'stream');
-    if (stream && !STREAMABLE_FORMATS.includes(responseFormat)) {
-      throw new ApiError('unsupported_value', { asked: 'stream', responseFormat }, { param: 'response_format' });
     }
     includeLogprobs = parseInclude(fields.get('include'));
     if (includeLogprobs && responseFormat !== 'json') {

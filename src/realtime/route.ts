@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import { ApiError } from '../api-errors.ts';
 import { sileroVadModelPath } from '../engine/index.ts';
+import { realtimeSchema } from '../server/api-schemas.ts';
 import type { AppDependencies } from '../server/context.ts';
 import { REALTIME_ROUTE } from './client-secrets.ts';
 import * as protocol from './protocol.ts';
@@ -50,6 +51,9 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
     REALTIME_ROUTE,
     {
       websocket: true,
+      schema: realtimeSchema,
+      // @fastify/websocket hides its routes from the API's description; this one is the API.
+      config: { swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, hide: false }, url }) },
       preValidation: async (request) => {
         if (draining) throw new ApiError('server_not_ready', { whileReceiving: true });
         if (sessions.size >= config.realtimeMaxSessions) {

@@ -17,8 +17,10 @@ import type { Socket } from 'node:net';
 import { ApiError } from '../api-errors.ts';
 import { isEngineError } from '../engine/index.ts';
 import type { Metrics } from '../metrics.ts';
+import { AUDIO_DURATION_HEADER } from '../openai/stream-events.ts';
 import { ClientSecretStore } from '../realtime/client-secrets.ts';
 import { realtimeRoutes } from '../realtime/route.ts';
+import { API_DOCS_PAGE, API_DOCS_PATHS, describeApi } from './api-docs.ts';
 import type { AppDependencies, RequestSummary } from './context.ts';
 import { rateLimitedError, toApiError } from './error-translation.ts';
 import {
@@ -228,7 +230,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
-      exposedHeaders: ['x-request-id', 'retry-after'],
+      exposedHeaders: ['x-request-id', 'retry-after', AUDIO_DURATION_HEADER],
       // Strict, an OPTIONS request that is not a preflight (no Origin) got a text/plain 400, not
       // OpenAI's shape; answered as a preflight instead, it still allows no origin.
       strictPreflight: false,
@@ -240,12 +242,16 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...PLAYGROUND_PATHS,
     ...(config.publicHealth ? ['/health', '/ready'] : []),
     ...(config.publicMetrics ? ['/metrics'] : []),
+    ...(config.publicDocs ? API_DOCS_PATHS : []),
   ]);
+  // The docs page's own files are under its path.
+  const isPublic = (path: string) =>
+    publicPaths.has(path) || (config.publicDocs && path.startsWith(`${API_DOCS_PAGE}/`));
   const checker = new ApiKeyChecker([...(deps.apiKeys ?? []), ...config.adminApiKeys]);
   const clientSecrets = deps.clientSecrets ?? new ClientSecretStore();
   installApiKeyCheck(app, {
     checker,
-    publicPaths,
+    isPublic,
     clientSecrets,
     ...(config.adminApiKeys.length > 0 && { admin: new ApiKeyChecker(config.adminApiKeys) }),
     ...(config.authFailuresPerMinute > 0 && { failures: new AuthFailureLimiter(config.authFailuresPerMinute) }),
@@ -255,7 +261,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(rateLimit, {
       max: config.rateLimitPerMinute,
       timeWindow: 60_000,
-      allowList: (request) => publicPaths.has(request.url.split('?')[0] ?? ''),
+      allowList: (request) => isPublic(request.url.split('?')[0] ?? ''),
       // Per key when keys are in use, else per address. The key check (which runs first) sets the
       // key's identity: a hash of the parsed key, the same however the header spells it, so the
       // limiter's store never holds a key and `bearer K` shares `Bearer  K`'s allowance.
@@ -319,6 +325,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.code(error.status).send(error.toJSON());
   });
 
+  await describeApi(app);
   await app.register(healthRoutes, deps);
   await app.register(playgroundRoutes);
   await app.register(modelRoutes, deps);

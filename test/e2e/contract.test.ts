@@ -180,6 +180,65 @@ describe('the OpenAI contract, through the OpenAI Node SDK', () => {
       assert.equal(done.text, JFK_TEXT);
     });
 
+    it('streams verbose_json (earshot extension): segment events, then the verbose_json answer as the done event', async () => {
+      const { data: stream, response } = await client.audio.transcriptions
+        .create({
+          file: audio('multilingual.mp3'),
+          model: 'whisper-1',
+          stream: true,
+          response_format: 'verbose_json',
+          timestamp_granularities: ['word', 'segment'],
+          // The sequential path: one segment after another, rather than every chunk in one batch.
+          ...{ batch_size: 1 },
+        })
+        .withResponse();
+      const duration = Number(response.headers.get('x-audio-duration'));
+      assert.ok(Math.abs(duration - 60) < 0.5, `x-audio-duration: ${duration}`);
+      const events: TranscriptionStreamEvent[] = [];
+      for await (const event of stream) events.push(event);
+      const segments = events.filter((event) => event.type === 'transcript.text.segment');
+      assert.ok(segments.length >= 2, `${segments.length} segment events`);
+      const done = events.at(-1) as unknown as Record<string, unknown> & { segments: { id: number }[] };
+      assert.equal(done.type, 'transcript.text.done');
+      assert.equal(done.duration, duration);
+      assert.equal(done.language, 'english');
+      assert.deepEqual(
+        segments.map(({ id, start, end, text }) => ({ id, start, end, text })),
+        (done.segments as unknown as { id: number; start: number; end: number; text: string }[]).map((segment) => ({
+          id: `seg_${segment.id}`,
+          start: segment.start,
+          end: segment.end,
+          text: segment.text,
+        })),
+        'one segment event per segment of the answer, in order',
+      );
+      const ends = segments.map((segment) => segment.end);
+      assert.deepEqual(
+        ends,
+        [...ends].sort((a, b) => a - b),
+        'segments end in order: progress only grows',
+      );
+      assert.ok((ends.at(-1) ?? 0) <= duration);
+      // Each segment's words came with it; together, they are the answer's words.
+      const words = segments.flatMap((segment) => (segment as unknown as { words: unknown[] }).words);
+      assert.deepEqual(words, done.words);
+      // Its deltas, in between, put together the text, as in every stream.
+      const deltas = events.filter((event) => event.type === 'transcript.text.delta');
+      assert.equal(deltas.map((delta) => delta.delta).join(''), done.text);
+    });
+
+    it('streams translations too (earshot extension), with no usage as a translation has none', async () => {
+      // OpenAI's translations do not stream, so the SDK is asked to read the events itself.
+      const stream = (await client.audio.translations.create(
+        { file: jfk(), model: 'whisper-1', ...{ stream: true } },
+        { stream: true },
+      )) as unknown as AsyncIterable<TranscriptionStreamEvent>;
+      const { deltas, done } = await collect(stream);
+      assert.equal(deltas.map((delta) => delta.delta).join(''), done.text);
+      assert.equal(normalise(done.text), normalise(JFK_TEXT));
+      assert.equal(done.usage, undefined);
+    });
+
     it('refuses srt with stream=true', async () => {
       await assert.rejects(
         client.audio.transcriptions.create({ file: jfk(), model: 'whisper-1', stream: true, response_format: 'srt' }),

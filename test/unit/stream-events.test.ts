@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { EngineSegment, TokenLogprob, Transcript } from '../../src/engine/index.ts';
-import { transcriptText } from '../../src/openai/formatters.ts';
+import { renderTranscript, transcriptText } from '../../src/openai/formatters.ts';
 import {
   DeltaSplitter,
   deltaEvent,
   DONE_EVENT,
   doneEvent,
   errorEvent,
+  segmentEvent,
+  verboseDoneEvent,
   type TextDelta,
 } from '../../src/openai/stream-events.ts';
 
@@ -336,6 +338,42 @@ describe('server-sent event strings', () => {
       'usage',
     ]);
     assert.ok(!doneEvent(finished, false).includes('logprobs'));
+  });
+
+  it("gives a translation's done event no usage, as a translation's answer has none", () => {
+    const translated: Transcript = { ...transcript([segment(' Hello.')]), task: 'translate' };
+    assert.equal(doneEvent(translated, false), 'data: {"type":"transcript.text.done","text":"Hello."}\n\n');
+  });
+
+  it("sends a verbose_json stream's segments as OpenAI's segment event, numbered as verbose_json does", () => {
+    const decoded: EngineSegment = {
+      ...segment(' Ask not.'),
+      start: 1.5,
+      end: 3.25,
+      words: [
+        { word: ' Ask', start: 1.5, end: 2, probability: 0.9 },
+        { word: ' not.', start: 2, end: 3.25, probability: 0.8 },
+      ],
+    };
+    const event = segmentEvent(decoded, 2, false);
+    assert.equal(
+      event,
+      'data: {"type":"transcript.text.segment","id":"seg_2","start":1.5,"end":3.25,"text":" Ask not."}\n\n',
+    );
+    assert.deepEqual((JSON.parse(segmentEvent(decoded, 0, true).slice(6)) as { words: unknown }).words, [
+      { word: 'Ask', start: 1.5, end: 2 },
+      { word: 'not.', start: 2, end: 3.25 },
+    ]);
+  });
+
+  it('ends a verbose_json stream with the verbose_json answer as its done event', () => {
+    const finished = transcript([segment(' One.'), segment(' Two.')], 4.5);
+    for (const granularities of [new Set(['segment'] as const), new Set(['word', 'segment'] as const)]) {
+      const event = verboseDoneEvent(finished, { granularities });
+      const { type, ...body } = JSON.parse(event.slice('data: '.length)) as Record<string, unknown>;
+      assert.equal(type, 'transcript.text.done');
+      assert.equal(JSON.stringify(body), renderTranscript(finished, 'verbose_json', { granularities }).body);
+    }
   });
 
   it('sends an error as an OpenAI error body', () => {

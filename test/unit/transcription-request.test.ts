@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiError } from '../../src/api-errors.ts';
-import { parseTranscriptionRequest, unknownFields, type FormFields } from '../../src/openai/transcription-request.ts';
+import {
+  engineKnobs,
+  formFieldSchemas,
+  parseTranscriptionRequest,
+  unknownFields,
+  type FormFields,
+} from '../../src/openai/transcription-request.ts';
 
 const form = (entries: Record<string, string | string[]>): FormFields =>
   new Map(Object.entries(entries).map(([name, value]) => [name, Array.isArray(value) ? value : [value]]));
@@ -284,6 +290,56 @@ describe('transcription request fields', () => {
     const request = parseTranscriptionRequest(fields, 'transcribe');
     assert.deepEqual(request.options, { task: 'transcribe', temperature: [0, 0.2, 0.4, 0.6, 0.8, 1] });
     assert.deepEqual(unknownFields(fields, 'transcribe'), ['prefix', 'fit_window', 'priority']);
+  });
+
+  it('streams verbose_json and translations too (earshot extensions); srt and vtt never', () => {
+    const verbose = parseTranscriptionRequest(
+      form({ model: 'm', stream: 'true', response_format: 'verbose_json' }),
+      'transcribe',
+    );
+    assert.equal(verbose.stream, true);
+    const translation = parseTranscriptionRequest(form({ model: 'm', stream: 'true' }), 'translate');
+    assert.equal(translation.stream, true);
+    assert.deepEqual(unknownFields(form({ model: 'm', stream: 'true' }), 'translate'), []);
+    rejects(
+      form({ model: 'm', stream: 'true', response_format: 'vtt' }),
+      'response_format',
+      'unsupported_value',
+      'translate',
+    );
+  });
+
+  it('knows exactly the fields its schemas describe (one table feeds both)', () => {
+    for (const task of ['transcribe', 'translate'] as const) {
+      const described = Object.keys(formFieldSchemas(task));
+      for (const name of described)
+        assert.deepEqual(unknownFields(form({ [name]: 'x' }), task), [], `${task}: ${name}`);
+      assert.deepEqual(
+        unknownFields(form({ speaker: 'x', language: 'x' }), task),
+        task === 'translate' ? ['speaker', 'language'] : ['speaker'],
+      );
+      assert.ok(described.includes('file') && described.includes('model'));
+    }
+  });
+
+  it("accepts a knob's documented bounds and refuses what lies past them", () => {
+    const schemas = formFieldSchemas('transcribe');
+    for (const [name, knob] of Object.entries(engineKnobs)) {
+      if (knob.kind !== 'number') continue;
+      const schema = schemas[name] as { type: string; minimum?: number; exclusiveMinimum?: number; maximum: number };
+      const parse = (value: number) =>
+        parseTranscriptionRequest(form({ model: 'm', [name]: String(value) }), 'transcribe');
+      assert.doesNotThrow(() => parse(schema.maximum), name);
+      rejects(form({ model: 'm', [name]: String(schema.maximum + 1) }), name, 'invalid_value');
+      if (schema.minimum !== undefined) {
+        assert.doesNotThrow(() => parse(schema.minimum!), name);
+        rejects(form({ model: 'm', [name]: String(schema.minimum - 1) }), name, 'invalid_value');
+      } else {
+        rejects(form({ model: 'm', [name]: String(schema.exclusiveMinimum) }), name, 'invalid_value');
+      }
+      if (schema.type === 'integer')
+        rejects(form({ model: 'm', [name]: String(schema.maximum - 0.5) }), name, 'invalid_value');
+    }
   });
 
   it('lists unknown fields for logging instead of rejecting them', () => {

@@ -195,7 +195,8 @@ export function installApiKeyCheck(
   app: FastifyInstance,
   options: {
     checker: ApiKeyChecker;
-    publicPaths: ReadonlySet<string>;
+    /** Paths that answer without a key (health, metrics, the API's docs, as configured). */
+    isPublic: (path: string) => boolean;
     failures?: AuthFailureLimiter;
     /** The admin keys (EARSHOT_ADMIN_API_KEYS), when set: the only keys the admin API takes. */
     admin?: ApiKeyChecker;
@@ -211,7 +212,7 @@ export function installApiKeyCheck(
   const releases = new WeakMap<FastifyRequest, () => void>();
 
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'OPTIONS' || options.publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    if (request.method === 'OPTIONS' || options.isPublic(request.url.split('?')[0] ?? '')) return;
     const realtime = request.routeOptions.url === REALTIME_ROUTE;
     const key = requestKey(request, realtime);
     const ephemeral = clientSecrets !== undefined && key?.startsWith(EPHEMERAL_KEY_PREFIX) === true;

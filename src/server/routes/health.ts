@@ -1,5 +1,6 @@
 // GET /health (alive, and the default model can serve), GET /ready (and its queue has room), GET /metrics.
 import type { FastifyInstance } from 'fastify';
+import { operationSchemas } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 
 export async function healthRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
@@ -9,7 +10,7 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDependencies):
   };
 
   /** 200 once the default model can serve, 503 (with the reason) before that or while it reloads. */
-  app.get('/health', async (_request, reply) => {
+  app.get('/health', { schema: operationSchemas.health }, async (_request, reply) => {
     const { id, pool } = await defaultPool();
     const ready = pool?.state === 'ready' && pool.workers > 0;
     return reply.code(ready ? 200 : 503).send({
@@ -21,7 +22,7 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDependencies):
   });
 
   /** For load balancers: 200 only while the default model serves and its queue is not full. */
-  app.get('/ready', async (_request, reply) => {
+  app.get('/ready', { schema: operationSchemas.ready }, async (_request, reply) => {
     const { id, pool } = await defaultPool();
     const reason =
       pool?.state !== 'ready' || pool.workers === 0
@@ -34,7 +35,7 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDependencies):
 
   const metrics = deps.metrics;
   if (metrics) {
-    app.get('/metrics', async (_request, reply) =>
+    app.get('/metrics', { schema: operationSchemas.metrics }, async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
     );
   }

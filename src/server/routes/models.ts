@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { needsDownload, type ModelListing } from '../../engine/index.ts';
 import { ApiError } from '../../api-errors.ts';
+import { modelSchemas } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 
 export async function modelRoutes(app: FastifyInstance, deps: AppDependencies): Promise<void> {
@@ -24,10 +25,13 @@ export async function modelRoutes(app: FastifyInstance, deps: AppDependencies): 
     return { ...entry, state };
   };
 
-  app.get('/v1/models', async () => ({ object: 'list', data: (await deps.registry.list()).map(withState) }));
+  app.get('/v1/models', { schema: modelSchemas.list }, async () => ({
+    object: 'list',
+    data: (await deps.registry.list()).map(withState),
+  }));
 
   // Ids may hold a "/" (Systran/faster-whisper-small), sent as is or, by newer SDKs, as %2F.
-  app.get<{ Params: { '*': string } }>('/v1/models/*', async (request) => {
+  app.get<{ Params: { '*': string } }>('/v1/models/*', { schema: modelSchemas.retrieve }, async (request) => {
     const id = request.params['*'];
     const listing = await deps.registry.describe(id);
     if (!listing) {

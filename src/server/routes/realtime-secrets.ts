@@ -16,6 +16,7 @@ import {
   type ClientSecretRequest,
   type SessionFacts,
 } from '../../realtime/protocol.ts';
+import { realtimeSecretSchemas } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 
 export async function realtimeSecretRoutes(
@@ -39,15 +40,19 @@ export async function realtimeSecretRoutes(
     return { value, expiresAt, facts };
   }
 
-  app.post('/v1/realtime/client_secrets', async (request) => {
+  app.post('/v1/realtime/client_secrets', { schema: realtimeSecretSchemas.clientSecrets }, async (request) => {
     const asked = parseClientSecretRequest(request.body);
     const { value, expiresAt, facts } = await mint(request, asked, 'session.audio.input.transcription.model');
     return { value, expires_at: expiresAt, session: gaSessionObject(asked.config, facts) };
   });
 
-  app.post('/v1/realtime/transcription_sessions', async (request) => {
-    const asked = parseTranscriptionSessionRequest(request.body);
-    const { value, expiresAt, facts } = await mint(request, asked, 'input_audio_transcription.model');
-    return { ...betaSessionObject(asked.config, facts), client_secret: { value, expires_at: expiresAt } };
-  });
+  app.post(
+    '/v1/realtime/transcription_sessions',
+    { schema: realtimeSecretSchemas.transcriptionSessions },
+    async (request) => {
+      const asked = parseTranscriptionSessionRequest(request.body);
+      const { value, expiresAt, facts } = await mint(request, asked, 'input_audio_transcription.model');
+      return { ...betaSessionObject(asked.config, facts), client_secret: { value, expires_at: expiresAt } };
+    },
+  );
 }

@@ -3,15 +3,31 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough } from 'node:stream';
 import { ApiError } from '../../api-errors.ts';
-import { isEngineError, type JobListener, type ResolvedModel, type Transcript } from '../../engine/index.ts';
+import {
+  isEngineError,
+  type EngineInfo,
+  type JobListener,
+  type ResolvedModel,
+  type Transcript,
+} from '../../engine/index.ts';
 import { renderTranscript } from '../../openai/formatters.ts';
-import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../openai/stream-events.ts';
+import {
+  AUDIO_DURATION_HEADER,
+  DeltaSplitter,
+  deltaEvent,
+  DONE_EVENT,
+  doneEvent,
+  errorEvent,
+  segmentEvent,
+  verboseDoneEvent,
+} from '../../openai/stream-events.ts';
 import {
   parseTranscriptionRequest,
   unknownFields,
   type Task,
   type TranscriptionRequest,
 } from '../../openai/transcription-request.ts';
+import { audioRouteSchema } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 import { toApiError } from '../error-translation.ts';
 import { clientIdentity } from '../plugins/auth.ts';
@@ -83,10 +99,14 @@ export async function transcriptionRoutes(
   /**
    * Server-sent events. The stream starts when the engine has decoded the audio, so a file that is
    * not audio still gets a plain 400; after that, text goes out word by word as segments are decoded.
+   * Its head says how long the audio is (AUDIO_DURATION_HEADER), so that a client can tell how much
+   * of it the segments so far cover (verbose_json's segment events carry their end times).
    */
   async function stream(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const splitter = new DeltaSplitter();
-    const includeLogprobs = job.request.includeLogprobs;
+    const { includeLogprobs, responseFormat, granularities } = job.request;
+    const verbose = responseFormat === 'verbose_json';
+    let segments = 0;
     // The events go out through Fastify (reply.send of a stream), never a hand-written head, so every
     // header that hooks and plugins set (x-request-id, CORS, …) is on the response as on any other.
     const events = new PassThrough();
@@ -95,10 +115,15 @@ export async function transcriptionRoutes(
     };
     // reply.sent turns true only once a streamed response has ended, so the start is tracked here.
     let started = false;
-    const start = () => {
+    const start = (info: EngineInfo) => {
       if (started) return;
       started = true;
-      void reply.code(200).type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send(events);
+      void reply
+        .code(200)
+        .type('text/event-stream; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .header(AUDIO_DURATION_HEADER, String(info.duration))
+        .send(events);
     };
     let transcript: Transcript;
     try {
@@ -106,6 +131,7 @@ export async function transcriptionRoutes(
         onInfo: start,
         onSegment: (segment) => {
           for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
+          if (verbose) write(segmentEvent(segment, segments++, granularities.has('word')));
         },
       });
     } catch (error) {
@@ -123,7 +149,8 @@ export async function transcriptionRoutes(
       // Returned, a reply is awaited until its response has finished (Fastify's "return reply").
       return reply;
     }
-    write(doneEvent(transcript, includeLogprobs) + DONE_EVENT);
+    const done = verbose ? verboseDoneEvent(transcript, { granularities }) : doneEvent(transcript, includeLogprobs);
+    write(done + DONE_EVENT);
     if (!events.destroyed) events.end();
     return reply;
   }
@@ -154,6 +181,10 @@ export async function transcriptionRoutes(
     return job.request.stream ? stream(job, request, reply) : respond(job, request, reply);
   }
 
-  app.post('/v1/audio/transcriptions', (request, reply) => handle('transcribe', request, reply));
-  app.post('/v1/audio/translations', (request, reply) => handle('translate', request, reply));
+  app.post('/v1/audio/transcriptions', { schema: audioRouteSchema('transcribe') }, (request, reply) =>
+    handle('transcribe', request, reply),
+  );
+  app.post('/v1/audio/translations', { schema: audioRouteSchema('translate') }, (request, reply) =>
+    handle('translate', request, reply),
+  );
 }
