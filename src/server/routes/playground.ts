@@ -104,6 +104,7 @@ export async function playgroundRoutes(app: FastifyInstance): Promise<void> {
   };
 
   for (const [urlPath, served] of assets) {
-    app.get(urlPath, async (request, reply) => serve(served, request, reply));
+    // A page and its files, not part of the API: left out of /openapi.json.
+    app.get(urlPath, { schema: { hide: true } }, async (request, reply) => serve(served, request, reply));
   }
 }
