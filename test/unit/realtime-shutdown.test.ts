@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.ts';
 import type { Engine, EngineSegment, JobRequest, ModelRegistry, Transcript } from '../../src/engine/index.ts';
 import { realtimeRoutes } from '../../src/realtime/route.ts';
+import { describeApi } from '../../src/server/api-docs.ts';
 import type { RequestSummary } from '../../src/server/context.ts';
 import { sleep } from '../support/processes.ts';
 
@@ -40,6 +41,8 @@ function heldEngine() {
 test('a drain longer than Fastify’s pluginTimeout finishes the turn, closes with 1001, and the close succeeds', async () => {
   const { engine, jobs, release } = heldEngine();
   const app = Fastify({ pluginTimeout: PLUGIN_TIMEOUT_MS });
+  // The route's schema refers to the API description's shared schemas.
+  await describeApi(app);
   app.decorateRequest('summary', null as unknown as RequestSummary);
   app.addHook('onRequest', async (request) => {
     request.summary = {};
