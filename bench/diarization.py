@@ -90,7 +90,7 @@ def recordings(data: Path) -> dict[str, tuple[Path, list[Interval]]]:
     return found
 
 
-def single_speaker_stretches(turns: list[Interval], minimum: float = 1.5) -> list[Interval]:
+def single_speaker_stretches(turns: list[Interval], minimum: float = 1.0) -> list[Interval]:
     """The parts of each turn where nobody else speaks, at least `minimum` seconds long."""
     stretches = []
     for start, end, speaker in turns:
@@ -137,8 +137,8 @@ class Conversation:
 def assemble(voices_: list[Voice], speakers: int, seconds: float, rng: np.random.Generator, name: str) -> Conversation:
     """Turns of `speakers` voices, none twice in a row, pauses of 0.2–0.8 s, about `seconds` long; each
     voice's reference is a clip the conversation does not use (its longest, cut to 2–10 s)."""
-    # Voices with a reference and at least 8 s more.
-    usable = [v for v in voices_ if len(v.clips) >= 2 and v.seconds - max(c.size for c in v.clips) / RATE >= 8
+    # Voices with a reference of 2 s or more, and at least 5 s more.
+    usable = [v for v in voices_ if len(v.clips) >= 2 and v.seconds - max(c.size for c in v.clips) / RATE >= 5
               and max(c.size for c in v.clips) >= 2 * RATE]
     chosen = [usable[i] for i in rng.choice(len(usable), size=speakers, replace=False)]
     references, queues = {}, {}
@@ -268,10 +268,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6, help="conversations per number of speakers")
     parser.add_argument("--threshold", type=float, help="override MERGE_SIMILARITY")
+    parser.add_argument("--min-share", type=float, help="override MIN_SPEAKER_SHARE")
     parser.add_argument("--model", type=Path, default=default_directory(), help="diarization model directory")
     args = parser.parse_args()
     if args.threshold is not None:
         diarization.MERGE_SIMILARITY = args.threshold
+    if args.min_share is not None:
+        diarization.MIN_SPEAKER_SHARE = args.min_share
     print(machine_summary())
     diarizer = diarization.load_diarizer(args.model)
     quality(diarizer, fetch_data(), args.rounds)

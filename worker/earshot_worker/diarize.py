@@ -38,7 +38,7 @@ WINDOW_HOP_SECONDS = 0.75
 # Regions shorter than this carry too little voice for an embedding; their words take a neighbour's speaker.
 MIN_WINDOW_SECONDS = 0.4
 # Average-linkage similarity below which two clusters stay apart (tuned on bench/diarization.py).
-MERGE_SIMILARITY = 0.72
+MERGE_SIMILARITY = 0.64
 # A cluster with less than this share of the speech is not taken for a speaker of its own unless the
 # number of speakers is given.
 MIN_SPEAKER_SHARE = 0.08
@@ -304,6 +304,9 @@ class Diarizer:
         windows = embed_windows(self.embedder, region_windows(audio, regions))
         if not windows:
             return Diarization([])
+        if references and count.exact is None:
+            # Known speakers are expected to speak: at least as many clusters as references.
+            count = SpeakerCount(minimum=max(count.minimum, min(len(references), len(windows))), maximum=count.maximum)
         labels = cluster(windows, count)
         names = speaker_names(windows, labels, references)
         return Diarization(turns_of(windows, labels, names, regions))
