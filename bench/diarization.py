@@ -241,7 +241,7 @@ def quality(diarizer: diarization.Diarizer, data: Path, rounds: int) -> None:
             exact = diarizer.diarize(conversation.audio, diarization.SpeakerCount(exact=speakers))
             exact_ders.append(der(conversation.truth, turns(exact)))
             known = [diarization.KnownSpeaker(name, clip) for name, clip in conversation.references.items()]
-            named_result = diarizer.diarize(conversation.audio, known=known)
+            named_result = diarizer.diarize_with_clips(conversation.audio, known=known)
             named.append(named_accuracy(conversation.truth, turns(named_result)))
         right = sum(c == speakers for c in counts)
         print(f"  {speakers} speakers × {rounds}: DER {100 * np.mean(ders):.1f} % (worst {100 * max(ders):.1f} %) | "

@@ -13,6 +13,7 @@ export interface Config {
   modelsDir: string;
   hubDownload: boolean;
   hubCacheDir: string | undefined;
+  diarizationModelDir: string | undefined;
   hubModels: string[];
   device: string;
   computeType: string;
@@ -188,6 +189,15 @@ export const optionSpecs = [
     description:
       'Directory of CTranslate2 model directories, each servable by its name (`NAME` or `OWNER/NAME`); nothing outside it is ever looked at. A relative path is resolved against the working directory at start. Rescanned every 2 s.',
     parse: directory,
+  },
+  {
+    key: 'diarizationModelDir',
+    env: 'EARSHOT_DIARIZATION_MODEL_DIR',
+    flag: '--diarization-model-dir',
+    default: '',
+    description:
+      'Speaker embedding model for `diarized_json`: a directory with `encoder.json` naming its kind. Empty: the bundled one (Resemblyzer\'s voice encoder, prepared at install). See README, "Diarization".',
+    parse: optionalDirectory,
   },
   {
     key: 'hubDownload',

@@ -74,6 +74,7 @@ const engine = new Engine(
       maxAudioSeconds: config.maxAudioSeconds,
       longAudioBatchSize: config.longAudioBatchSize,
       longAudioSeconds: config.longAudioSeconds,
+      diarizationModelDir: config.diarizationModelDir,
     },
     workersPerModel: config.workersPerModel,
     maxBatch: config.maxBatch,

@@ -23,8 +23,8 @@ test('the committed contract.schema.json is what src/engine/messages.ts generate
   );
 });
 
-test('the options the worker handles itself are logprobs and batch_size', () => {
-  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'logprobs']);
+test('the options the worker handles itself are logprobs, batch_size and diarize', () => {
+  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'diarize', 'logprobs']);
 });
 
 test('options and their JSON Schema have the same names', () => {
@@ -48,6 +48,7 @@ test('options and their JSON Schema have the same names', () => {
     hallucination_silence_threshold: 1,
     logprobs: true,
     batch_size: 8,
+    diarize: {},
   };
   assert.deepEqual(Object.keys(all).sort(), Object.keys(TranscribeOptionsSchema.properties).sort());
 });

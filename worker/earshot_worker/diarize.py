@@ -31,7 +31,8 @@ import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from .speaker_encoder import HOP, PARTIAL_FRAMES, SAMPLING_RATE, SpeakerEncoder, mel_frames
-from .speaker_model import INFO_FILE
+from .messages import DiarizeOptions, SegmentMessage
+from .speaker_model import INFO_FILE, default_directory
 
 FRAME_SECONDS = HOP / SAMPLING_RATE
 WINDOW_HOP_SECONDS = 0.75
@@ -141,7 +142,7 @@ def utterance_embedding(embedder: Embedder, audio: np.ndarray) -> np.ndarray | N
     windows = embed_windows(embedder, region_windows(audio, speech_regions(audio) or [(0, audio.size)]))
     if not windows:
         return None
-    mean = np.mean([window.embedding for window in windows], axis=0)
+    mean: np.ndarray = np.mean([window.embedding for window in windows], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
@@ -210,7 +211,8 @@ def cluster(windows: list[Window], count: SpeakerCount) -> np.ndarray:
     sample_labels = agglomerate(embeddings[chosen], count, weights[chosen])
     centroids = np.stack([embeddings[chosen][sample_labels == label].mean(axis=0)
                           for label in range(int(sample_labels.max()) + 1)])
-    return np.argmax(embeddings @ centroids.T, axis=1)
+    labels: np.ndarray = np.argmax(embeddings @ centroids.T, axis=1)
+    return labels
 
 
 def speaker_names(windows: list[Window], labels: np.ndarray, known: dict[str, np.ndarray]) -> dict[int, str]:
@@ -239,16 +241,16 @@ def speaker_names(windows: list[Window], labels: np.ndarray, known: dict[str, np
 
 
 class Diarization:
-    """The speaker turns of one recording, and the speaker at any moment of it."""
+    """The speaker turns of one recording, and the speaker at any moment of it ("A" if nobody speaks)."""
 
     def __init__(self, turns: list[Turn]) -> None:
         self.turns = turns
         self._starts = [turn.start for turn in turns]
 
-    def speaker_at(self, start: float, end: float) -> str | None:
+    def speaker_at(self, start: float, end: float) -> str:
         """The speaker of the turn holding the middle of [start, end], or of the nearest turn."""
         if not self.turns:
-            return None
+            return "A"
         middle = 0.5 * (start + end)
         index = bisect.bisect_right(self._starts, middle) - 1
         candidates = [turn for turn in self.turns[max(0, index):index + 2]]
@@ -289,18 +291,15 @@ class Diarizer:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
+    def reference(self, audio: np.ndarray) -> np.ndarray | None:
+        """A known speaker's embedding from a clip of their voice; None if it holds no speech."""
+        return utterance_embedding(self.embedder, audio)
+
     def diarize(self, audio: np.ndarray, count: SpeakerCount = SpeakerCount(),
-                known: list[KnownSpeaker] | None = None,
-                cancelled: Callable[[], bool] = lambda: False) -> Diarization:
-        references: dict[str, np.ndarray] = {}
-        for speaker in known or []:
-            embedding = utterance_embedding(self.embedder, speaker.audio)
-            if embedding is None:
-                raise ValueError(f"the reference of {speaker.name!r} holds no speech")
-            references[speaker.name] = embedding
+                references: dict[str, np.ndarray] | None = None) -> Diarization:
+        """The speaker turns of `audio`; `references`: known speakers' embeddings by name."""
+        references = references or {}
         regions = speech_regions(audio)
-        if cancelled():
-            return Diarization([])
         windows = embed_windows(self.embedder, region_windows(audio, regions))
         if not windows:
             return Diarization([])
@@ -310,6 +309,16 @@ class Diarizer:
         labels = cluster(windows, count)
         names = speaker_names(windows, labels, references)
         return Diarization(turns_of(windows, labels, names, regions))
+
+    def diarize_with_clips(self, audio: np.ndarray, count: SpeakerCount = SpeakerCount(),
+                           known: list[KnownSpeaker] | None = None) -> Diarization:
+        references = {}
+        for speaker in known or []:
+            embedding = self.reference(speaker.audio)
+            if embedding is None:
+                raise ValueError(f"the reference of {speaker.name!r} holds no speech")
+            references[speaker.name] = embedding
+        return self.diarize(audio, count, references)
 
 
 def _resemblyzer(directory: Path) -> Embedder:
@@ -335,3 +344,47 @@ def load_diarizer(directory: Path) -> Diarizer:
                 raise ValueError(f"{info_file}: unknown kind {kind!r}; known: {', '.join(BACKENDS)}")
             _loaded[directory] = Diarizer(BACKENDS[kind](directory))
         return _loaded[directory]
+
+
+# The model directory this worker diarizes with (__main__: --diarization-model).
+model_directory: Path = default_directory()
+# Known speakers' reference clips: OpenAI's documented bounds.
+REFERENCE_SECONDS = (2.0, 10.0)
+
+
+def diarize_job(options: DiarizeOptions, audio: np.ndarray, decode: Callable[[str, float], np.ndarray]) -> Diarization:
+    """The diarization a job asks for. A bad reference clip raises ReferenceProblem naming it;
+    `decode` reads a clip (the worker's own decoder, with its limits)."""
+    diarizer = load_diarizer(model_directory)
+    references: dict[str, np.ndarray] = {}
+    for index, speaker in enumerate(options.get("known_speakers", [])):
+        where = f"known_speaker_references[{index}] (for {speaker['name']!r})"
+        try:
+            clip = decode(speaker["audio"], REFERENCE_SECONDS[1] + 1)
+        except Exception as error:
+            raise ReferenceProblem(f"{where}: {getattr(error, 'message', error)}") from error
+        seconds = clip.size / SAMPLING_RATE
+        if not REFERENCE_SECONDS[0] <= seconds <= REFERENCE_SECONDS[1]:
+            raise ReferenceProblem(f"{where} lasts {seconds:.1f} s; a reference must last 2 to 10 seconds")
+        embedding = diarizer.reference(clip)
+        if embedding is None:
+            raise ReferenceProblem(f"{where} holds no speech")
+        references[speaker["name"]] = embedding
+    count = SpeakerCount(exact=options.get("num_speakers"), minimum=options.get("min_speakers", 1),
+                         maximum=options.get("max_speakers"))
+    return diarizer.diarize(audio, count, references)
+
+
+class ReferenceProblem(ValueError):
+    pass
+
+
+def label_segment(segment: SegmentMessage, diarization: Diarization) -> None:
+    """Each word gets the speaker of its moment; the segment the speaker of most of its words' time."""
+    spoken: dict[str, float] = {}
+    for word in segment["words"] or []:
+        speaker = diarization.speaker_at(word["start"], word["end"])
+        word["speaker"] = speaker
+        spoken[speaker] = spoken.get(speaker, 0.0) + max(word["end"] - word["start"], 0.01)
+    segment["speaker"] = (max(spoken, key=lambda name: spoken[name]) if spoken
+                          else diarization.speaker_at(segment["start"], segment["end"]))

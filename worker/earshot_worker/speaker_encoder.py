@@ -72,7 +72,8 @@ def mel_frames(audio: np.ndarray) -> np.ndarray:
                                              strides=(padded.strides[0] * HOP, padded.strides[0]))
     spectrum = np.fft.rfft(frames * _WINDOW, axis=1)
     power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-    return power @ _FILTERS.T
+    mels: np.ndarray = power @ _FILTERS.T
+    return mels
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -129,4 +130,5 @@ class SpeakerEncoder:
             sequence = outputs
         raw = np.maximum(hidden @ self.linear_t + self.linear_bias, 0.0)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return raw / np.maximum(norms, 1e-12)
+        embeddings: np.ndarray = raw / np.maximum(norms, 1e-12)
+        return embeddings

@@ -50,7 +50,7 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "linear.bias": (HIDDEN,),
 }
 
-_DTYPES = {"FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"),
+_DTYPES: dict[str, np.dtype[Any]] = {"FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"),
            "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4")}
 # The legacy format's first pickle (torch.serialization.MAGIC_NUMBER).
 _MAGIC = 0x1950A86A20F9469CFC6C
