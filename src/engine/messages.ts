@@ -79,7 +79,11 @@ export const TranscribeOptionsSchema = Type.Object(
     batch_size: Type.Optional(Type.Integer({ minimum: 1, 'x-worker': true, ...unbatched({ cross_request: 'any' }) })),
     /** Handled by the worker: label each word and segment with its speaker (word timestamps on). */
     diarize: Type.Optional(
-      Type.Unsafe<DiarizeOptions>({ ...DiarizeOptionsSchema, 'x-worker': true, ...unbatched({ cross_request: 'any' }) }),
+      Type.Unsafe<DiarizeOptions>({
+        ...DiarizeOptionsSchema,
+        'x-worker': true,
+        ...unbatched({ cross_request: 'any' }),
+      }),
     ),
   },
   { additionalProperties: false },

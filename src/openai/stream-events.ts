@@ -2,10 +2,12 @@
 //   data: {"type":"transcript.text.delta","delta":"…"}          as text is decoded
 //   data: {"type":"transcript.text.done","text":"…","usage":…}   once, at the end
 //   data: [DONE]
+// With response_format=diarized_json, instead of deltas (as OpenAI's recorded streams):
+//   data: {"type":"transcript.text.segment","text","speaker","start","end","id"}   per speaker's part
 // A failure after the stream has started is sent as data: {"error":{…}}, which both SDKs raise.
 import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
 import type { OpenAIErrorBody } from '../api-errors.ts';
-import { transcriptLogprobs, transcriptText, usageOf } from './formatters.ts';
+import { diarizedSegmentId, speakerSegments, transcriptLogprobs, transcriptText, usageOf } from './formatters.ts';
 
 export interface TextDelta {
   delta: string;
@@ -31,6 +33,24 @@ export function doneEvent(transcript: Transcript, includeLogprobs: boolean): str
     ...(includeLogprobs && { logprobs: transcriptLogprobs(transcript) }),
     usage: usageOf(transcript),
   });
+}
+
+/** Numbers the speakers' parts of segments across a stream, as the diarized_json body numbers them. */
+export class SegmentEvents {
+  private count = 0;
+
+  push(segment: EngineSegment): string[] {
+    return speakerSegments(segment).map((part) =>
+      event({
+        type: 'transcript.text.segment',
+        text: part.text,
+        speaker: part.speaker,
+        start: part.start,
+        end: part.end,
+        id: diarizedSegmentId(this.count++),
+      }),
+    );
+  }
 }
 
 export function errorEvent(error: OpenAIErrorBody): string {

@@ -5,7 +5,14 @@ import { PassThrough } from 'node:stream';
 import { ApiError } from '../../api-errors.ts';
 import { isEngineError, type JobListener, type ResolvedModel, type Transcript } from '../../engine/index.ts';
 import { renderTranscript } from '../../openai/formatters.ts';
-import { DeltaSplitter, deltaEvent, DONE_EVENT, doneEvent, errorEvent } from '../../openai/stream-events.ts';
+import {
+  DeltaSplitter,
+  deltaEvent,
+  DONE_EVENT,
+  doneEvent,
+  errorEvent,
+  SegmentEvents,
+} from '../../openai/stream-events.ts';
 import {
   parseTranscriptionRequest,
   unknownFields,
@@ -15,7 +22,7 @@ import {
 import type { AppDependencies } from '../context.ts';
 import { toApiError } from '../error-translation.ts';
 import { clientIdentity } from '../plugins/auth.ts';
-import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
+import { receiveForm, writeSpeakerReferences, type Upload, type UploadDirectory } from '../uploads.ts';
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -30,7 +37,10 @@ function clientGone(reply: FastifyReply): AbortSignal {
 interface Job {
   task: Task;
   request: TranscriptionRequest;
+  /** The request's engine options, with the paths of its speaker reference files. */
+  options: TranscriptionRequest['options'];
   model: ResolvedModel;
+  /** The audio file, and the speaker reference files: removed with it. */
   upload: Upload;
 }
 
@@ -59,7 +69,7 @@ export async function transcriptionRoutes(
         {
           audioPath: job.upload.path,
           task: job.task,
-          options: job.request.options,
+          options: job.options,
           listener: { ...listener, onQueued },
         },
         clientGone(reply),
@@ -86,6 +96,7 @@ export async function transcriptionRoutes(
    */
   async function stream(job: Job, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const splitter = new DeltaSplitter();
+    const segmentEvents = job.request.responseFormat === 'diarized_json' ? new SegmentEvents() : undefined;
     const includeLogprobs = job.request.includeLogprobs;
     // The events go out through Fastify (reply.send of a stream), never a hand-written head, so every
     // header that hooks and plugins set (x-request-id, CORS, …) is on the response as on any other.
@@ -105,7 +116,8 @@ export async function transcriptionRoutes(
       transcript = await transcribe(job, request, reply, {
         onInfo: start,
         onSegment: (segment) => {
-          for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
+          if (segmentEvents) for (const part of segmentEvents.push(segment)) write(part);
+          else for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
         },
       });
     } catch (error) {
@@ -146,7 +158,8 @@ export async function transcriptionRoutes(
       if (!form.file) throw new ApiError('missing_file');
       const model = await deps.registry.resolve(parsed.model);
       if (!model) throw new ApiError('model_not_found', { model: parsed.model });
-      job = { task, request: parsed, model, upload: form.file };
+      const { options, upload } = await writeSpeakerReferences(deps.uploads, parsed, form.file);
+      job = { task, request: parsed, options, model, upload };
     } catch (error) {
       await form.file?.remove();
       throw error;
