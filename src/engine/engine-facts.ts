@@ -1,7 +1,8 @@
 // What the gateway knows that belongs to the engine's Python libraries: faster-whisper's size names,
-// Whisper's language codes and huggingface_hub's cache layout. The installer writes them from the
-// installed libraries (`python -m earshot_worker.facts`, scripts/setup-python.ts) to
-// .venv/earshot-facts.json; they are read from there, once, never copied into TypeScript.
+// Whisper's language codes, huggingface_hub's cache layout and where faster-whisper's Silero VAD model
+// is. The installer writes them from the installed libraries (`python -m earshot_worker.facts`,
+// scripts/setup-python.ts) to .venv/earshot-facts.json; they are read from there, once, never copied
+// into TypeScript.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,11 @@ export const EngineFactsSchema = Type.Object({
     refsDir: Type.String(),
     snapshotsDir: Type.String(),
   }),
+  /**
+   * The Silero VAD model faster-whisper ships, which the gateway runs for live turns. Optional only so
+   * that a facts file written before earshot recorded it still loads: sileroVadModelPath() then asks.
+   */
+  sileroVadModel: Type.Optional(Type.String()),
 });
 export type EngineFacts = Static<typeof EngineFactsSchema>;
 
@@ -65,6 +71,23 @@ export function loadEngineFacts(python: string, warn: (message: string) => void 
     cached = readEngineFacts();
     return cached;
   }
+  const answer = askPython(python);
+  if (typeof answer !== 'string') {
+    cached = answer;
+    return cached;
+  }
+  const failure = `${answer}: the worker Python needs the packages of worker/requirements.txt`;
+  try {
+    cached = readEngineFacts();
+  } catch (error) {
+    throw new MissingEngineFactsError(`${failure}; ${(error as Error).message}`);
+  }
+  warn(`${failure}; using the installed engine's facts (${engineFactsFile})`);
+  return cached;
+}
+
+/** What `python -m earshot_worker.facts` says, or why it could not say it. */
+function askPython(python: string): EngineFacts | string {
   const result = spawnSync(python, ['-m', 'earshot_worker.facts'], {
     cwd: projectRoot,
     encoding: 'utf8',
@@ -77,19 +100,26 @@ export function loadEngineFacts(python: string, warn: (message: string) => void 
   } catch {
     parsed = undefined;
   }
-  if (Value.Check(EngineFactsSchema, parsed)) {
-    cached = parsed;
-    return cached;
-  }
+  if (Value.Check(EngineFactsSchema, parsed)) return parsed;
   const reason = result.error?.message ?? (result.stderr.trim().split('\n').at(-1) || `exit code ${result.status}`);
-  const failure =
-    `${python} -m earshot_worker.facts failed (${reason}): ` +
-    'the worker Python needs the packages of worker/requirements.txt';
-  try {
-    cached = readEngineFacts();
-  } catch (error) {
-    throw new MissingEngineFactsError(`${failure}; ${(error as Error).message}`);
+  return `${python} -m earshot_worker.facts failed (${reason})`;
+}
+
+/**
+ * The Silero VAD model file faster-whisper ships (src/realtime/vad.ts runs it). A facts file written
+ * before earshot recorded it: the project's Python is asked once (about a second); if it cannot say,
+ * a MissingEngineFactsError says to run npm install again.
+ */
+export function sileroVadModelPath(): string {
+  const facts = engineFacts();
+  if (facts.sileroVadModel !== undefined) return facts.sileroVadModel;
+  const answer = askPython(projectVenvPython);
+  if (typeof answer !== 'string' && answer.sileroVadModel !== undefined) {
+    cached = { ...facts, sileroVadModel: answer.sileroVadModel };
+    return answer.sileroVadModel;
   }
-  warn(`${failure}; using the installed engine's facts (${engineFactsFile})`);
-  return cached;
+  throw new MissingEngineFactsError(
+    `${engineFactsFile} does not say where faster-whisper's Silero VAD model is ` +
+      `(${typeof answer === 'string' ? answer : 'the engine does not say either'}): run npm install again`,
+  );
 }

@@ -23,5 +23,11 @@ export {
   type ModelRegistryOptions,
   type ResolvedModel,
 } from './models.ts';
-export { engineFacts, loadEngineFacts, MissingEngineFactsError, type EngineFacts } from './engine-facts.ts';
+export {
+  engineFacts,
+  loadEngineFacts,
+  MissingEngineFactsError,
+  sileroVadModelPath,
+  type EngineFacts,
+} from './engine-facts.ts';
 export { contractDocument } from './messages.ts';

@@ -2,7 +2,7 @@
 // them (.venv/earshot-facts.json), never copied into TypeScript. worker/tests/test_facts.py checks
 // that the file is current and that huggingface_hub reads a hub cache as the gateway's scanner does.
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +12,7 @@ import {
   loadEngineFacts,
   MissingEngineFactsError,
   readEngineFacts,
+  sileroVadModelPath,
 } from '../../src/engine/engine-facts.ts';
 // eslint-disable-next-line no-restricted-imports -- this test checks the engine module itself
 import { ModelRegistry } from '../../src/engine/models.ts';
@@ -93,4 +94,12 @@ test('another worker Python is asked for its own facts', () => {
   );
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /worker\/requirements\.txt.*using the installed engine's facts/);
+});
+
+test("the Silero VAD model is faster-whisper's own file", () => {
+  // test/unit/realtime-vad.test.ts shows it gives faster-whisper's probabilities.
+  const model = sileroVadModelPath();
+  assert.equal(path.basename(model), 'silero_vad_v6.onnx');
+  assert.ok(model.includes(`${path.sep}faster_whisper${path.sep}assets${path.sep}`));
+  assert.ok(statSync(model).size > 100_000);
 });

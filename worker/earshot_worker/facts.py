@@ -9,6 +9,8 @@ upgrade of faster-whisper cannot leave the gateway with a stale copy.
   hubCache        how huggingface_hub lays out its cache: the folder of a repository, the ref the
                   gateway reads and where snapshots are (worker/tests/test_facts.py checks the
                   gateway's scanner against huggingface_hub on a cache built that way)
+  sileroVadModel  the Silero VAD model faster-whisper ships (its VAD filter's own file), which the
+                  gateway runs for the turn detection of live transcription (src/realtime/vad.ts)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-from faster_whisper.utils import _MODELS
+from faster_whisper.utils import _MODELS, get_assets_path
 from huggingface_hub import constants
 from huggingface_hub.file_download import repo_folder_name
 
@@ -41,6 +43,23 @@ class EngineFacts(TypedDict):
     sizeNames: dict[str, str]
     languageCodes: list[str]
     hubCache: HubCacheLayout
+    sileroVadModel: str
+
+
+# The file faster_whisper.vad.get_vad_model loads: Silero VAD v6 as faster-whisper exports it (input
+# [N, 576] = 64 samples of context + 512 new, state h and c), the shape src/realtime/vad.ts feeds.
+SILERO_VAD_MODEL = "silero_vad_v6.onnx"
+
+
+def silero_vad_model() -> str:
+    # Resolved: the same file reached through a symlinked .venv (a git worktree's) is the same fact.
+    path = Path(get_assets_path()).resolve() / SILERO_VAD_MODEL
+    if not path.is_file():
+        raise RuntimeError(
+            f"faster-whisper no longer ships {SILERO_VAD_MODEL} in {path.parent}: "
+            "src/realtime/vad.ts needs that model (or an update to the one it ships)"
+        )
+    return str(path)
 
 
 def hub_cache_layout() -> HubCacheLayout:
@@ -66,6 +85,7 @@ def collect() -> EngineFacts:
         "sizeNames": dict(_MODELS),
         "languageCodes": list(_LANGUAGE_CODES),
         "hubCache": hub_cache_layout(),
+        "sileroVadModel": silero_vad_model(),
     }
 
 
