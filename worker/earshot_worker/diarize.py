@@ -4,8 +4,8 @@
 2. Within each region, windows of 1.6 s (the encoder's partial utterance) every WINDOW_HOP_SECONDS; a region
    shorter than a window is one window of its own length. Each window is embedded by the speaker encoder
    (speaker_encoder.py), its audio first brought to the level the encoder was trained at.
-3. The windows are clustered: agglomerative, average linkage on cosine similarity, merging while the two
-   closest clusters are more alike than MERGE_SIMILARITY (or down to the number of speakers asked for).
+3. The windows are clustered: agglomerative, average linkage on cosine similarity (scipy.cluster.hierarchy),
+   cut where the clusters merged are less alike than MERGE_SIMILARITY (or at the number of speakers asked for).
    Clusters holding less than a small share of the speech are folded into the nearest larger one.
 4. With known speakers (reference clips), each cluster whose centroid is close enough to a reference takes
    its name (each name once, best matches first); the others are A, B, … in order of first appearance.
@@ -29,6 +29,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from .speaker_encoder import HOP, PARTIAL_FRAMES, SAMPLING_RATE, SpeakerEncoder, mel_frames
 from .messages import DiarizeOptions, SegmentMessage
@@ -148,55 +149,46 @@ def utterance_embedding(embedder: Embedder, audio: np.ndarray) -> np.ndarray | N
 
 def agglomerate(embeddings: np.ndarray, count: SpeakerCount, weights: np.ndarray) -> np.ndarray:
     """Cluster labels 0..k-1 by average-linkage agglomeration on cosine similarity (embeddings are unit
-    vectors). Merges while the closest pair is above MERGE_SIMILARITY or more clusters than the maximum
-    remain, or until `count.exact` remain; never below the minimum. Unless the count is exact, small
-    clusters (by `weights`, the seconds of speech each item stands for) are then folded into their
-    nearest neighbour."""
+    vectors; scipy.cluster.hierarchy). Clusters are cut where the average similarity of the pair merged
+    falls below MERGE_SIMILARITY, within the minimum and maximum numbers of clusters, or at `count.exact`.
+    Unless the count is exact, small clusters (by `weights`, the seconds of speech each item stands for)
+    are then folded into the cluster whose average similarity to them is highest."""
     n = embeddings.shape[0]
-    members: list[list[int]] = [[i] for i in range(n)]
-    similarity = (embeddings @ embeddings.T).astype(np.float64)
-    np.fill_diagonal(similarity, -np.inf)
-    active = np.ones(n, dtype=bool)
+    if n < 2:
+        return np.zeros(n, dtype=np.int64)
     if count.exact is not None:
-        low = high = count.exact
+        low = high = min(count.exact, n)
     else:
-        low = max(1, count.minimum)
-        high = count.maximum if count.maximum is not None else n
-
-    def merge(a: int, b: int) -> None:
-        # Average linkage (Lance-Williams): the mean of the pairwise similarities of the merged cluster.
-        size_a, size_b = len(members[a]), len(members[b])
-        merged = (size_a * similarity[a] + size_b * similarity[b]) / (size_a + size_b)
-        similarity[a, :] = merged
-        similarity[:, a] = merged
-        similarity[a, a] = -np.inf
-        similarity[b, :] = -np.inf
-        similarity[:, b] = -np.inf
-        active[b] = False
-        members[a].extend(members[b])
-        members[b] = []
-
-    while int(active.sum()) > low:
-        a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
-        if int(active.sum()) <= high and float(similarity[a, b]) < MERGE_SIMILARITY:
-            break
-        merge(int(a), int(b))
+        low = min(max(1, count.minimum), n)
+        high = max(low, min(count.maximum if count.maximum is not None else n, n))
+    # Cosine distance of unit vectors: 1 - similarity; average linkage averages it as it would the similarity.
+    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(tree, t=1.0 - MERGE_SIMILARITY, criterion="distance")
+    found = int(labels.max())
+    if found > high or found < low:
+        labels = fcluster(tree, t=high if found > high else low, criterion="maxclust")
+    labels = labels - 1
 
     if count.exact is None:
+        # The sum of a cluster's vectors: the average pairwise similarity of two clusters is
+        # sum_a · sum_b / (n_a n_b).
+        sums = {int(k): embeddings[labels == k].sum(axis=0, dtype=np.float64) for k in np.unique(labels)}
+        sizes = {k: int((labels == k).sum()) for k in sums}
         total = float(weights.sum())
-        while int(active.sum()) > low:
-            clusters = np.flatnonzero(active)
-            shares = {int(i): float(weights[members[i]].sum()) / total for i in clusters}
-            small = min(shares, key=lambda i: shares[i])
+        while len(sums) > low:
+            shares = {k: float(weights[labels == k].sum()) / total for k in sums}
+            small = min(shares, key=lambda k: shares[k])
             if shares[small] >= MIN_SPEAKER_SHARE:
                 break
-            nearest = max((int(i) for i in clusters if i != small), key=lambda i: float(similarity[small, i]))
-            merge(nearest, small)
+            nearest = max((k for k in sums if k != small),
+                          key=lambda k: float(sums[small] @ sums[k]) / (sizes[small] * sizes[k]))
+            labels[labels == small] = nearest
+            sums[nearest] = sums[nearest] + sums.pop(small)
+            sizes[nearest] += sizes.pop(small)
 
-    labels = np.empty(n, dtype=np.int64)
-    for label, index in enumerate(np.flatnonzero(active)):
-        labels[members[index]] = label
-    return labels
+    _, dense = np.unique(labels, return_inverse=True)
+    result: np.ndarray = dense.astype(np.int64)
+    return result
 
 
 def cluster(windows: list[Window], count: SpeakerCount) -> np.ndarray:
