@@ -1,51 +1,63 @@
 """Diarization quality and cost, on real voices with known truth (results in bench/README.md).
 
-Run: node --import tsx scripts/run-python.ts bench/diarization.py [--cost] [--threshold X]
+Run: node --import tsx scripts/run-python.ts bench/diarization.py [--rounds N] [--threshold X]
+     node --import tsx scripts/run-python.ts bench/diarization.py --cost [--rounds N]
 
-Voices: the AMI meeting excerpts (CC BY 4.0; 13 × 30 s, 31 speakers) and the two-speaker sample that the
-pyannote.audio 4.0.7 source distribution on PyPI ships with their speaker turns (RTTM files), downloaded
-once by pip (pinned by hash) into .cache/bench/; and test/audio's voices (JFK; the two speakers of
-stereo_diarization.wav).
+Voices: the AMI meeting excerpts (CC BY 4.0; 13 × 30 s) and the two-speaker sample that the pyannote.audio
+4.0.7 source distribution on PyPI ships with their speaker turns (RTTM files), downloaded once by pip
+(pinned by hash) into .cache/bench/; and test/audio's voices (JFK; the two speakers of
+stereo_diarization.wav). A voice takes part if it has a reference clip of 2 s or more and 5 s of speech
+besides: 8 do, split in two groups of 4.
 
-1. Assembled conversations (2, 3 and 4 speakers, about 60 s each): single-speaker stretches of the AMI
-   speakers (their RTTM turns minus everybody else's) put one after another, with short pauses, so the
-   truth is exact. Known speakers: a reference clip (2–10 s) of each, from stretches the conversation
-   does not use.
-2. The real meetings as they are (overlapping speech, short turns): DER against their RTTM.
+1. Assembled conversations (2, 3 and 4 speakers, up to 60 s): pieces of single-speaker stretches (the
+   RTTM turns minus everybody else's) one after another, with pauses of 0.2–0.8 s, so the truth is
+   exact. Known speakers: a reference clip of each that the conversation does not use. The clustering
+   threshold is chosen on the first group's conversations (lowest mean DER) and reported on the
+   second's (held out: other speakers, other conversations).
+2. The real recordings as they are (overlapping speech, short turns): DER against their RTTM.
 
-Metrics: DER (missed speech + false alarm + confusion over the reference speech) with a 0.25 s collar
-around each reference boundary, the best one-to-one mapping of speakers, as pyannote.metrics computes it
-(`DiarizationErrorRate(collar=0.5)`: pyannote's collar is the whole width); the number of speakers found;
-with references, the share of speech time given the right name (no mapping). --cost: the time diarization
-adds to transcribing a 60 s conversation through the worker's job path.
+Metrics, by pyannote.metrics: DER (missed speech + false alarm + confusion over the reference speech,
+the best one-to-one mapping of speakers) with 0.25 s each side of every reference boundary unscored, as
+NIST's md-eval `-c 0.25` (`DiarizationErrorRate(collar=0.5)`: pyannote's collar is the whole width), and
+with ±0.125 s (`collar=0.25`); the number of speakers found; with references, the share of speech time
+given the right name (`IdentificationErrorRate`'s correct / total: no mapping, no collar).
+--cost: the time diarized_json adds to a json transcription of a 60 s file, through a real server.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import http.client
+import json
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+from pyannote.metrics.identification import IdentificationErrorRate
 
-from benchlib import AUDIO, RATE, load, load_channel, machine_summary
+from benchlib import (RATE, CpuWindow, Earshot, load, load_channel, loadavg, long_recording, machine_summary, median,
+                      multipart, wait_for_quiet, write_flac)
 from earshot_worker import diarize as diarization
 from earshot_worker.speaker_model import default_directory
 from earshot_worker.transcribe import decode
+
+DEFAULT_THRESHOLD = diarization.MERGE_SIMILARITY
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
 SDIST = "pyannote_audio-4.0.7.tar.gz"
 SDIST_SHA256 = "3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229"
 DATA = CACHE / "pyannote_audio-4.0.7"
+# Seconds each side of a reference boundary, as NIST's md-eval `-c 0.25` (pyannote.metrics: collar=0.5).
 COLLAR = 0.25
-STEP = 0.01  # seconds per scoring frame
 
 Interval = tuple[float, float, str]  # start, end, speaker
 
@@ -107,14 +119,34 @@ def single_speaker_stretches(turns: list[Interval], minimum: float = 1.0) -> lis
 @dataclass
 class Voice:
     speaker: str
-    clips: list[np.ndarray]
+    reference: np.ndarray  # a known-speaker clip, 2–10 s, that no conversation uses
+    pieces: list[np.ndarray]  # the rest of the voice's speech, in pieces of at most PIECE_SECONDS
 
     @property
     def seconds(self) -> float:
-        return sum(clip.size for clip in self.clips) / RATE
+        return sum(piece.size for piece in self.pieces) / RATE
+
+
+PIECE_SECONDS = 6.0
+# A voice takes part when its reference lasts at least 2 s and it has this much speech besides.
+MIN_VOICE_SECONDS = 5.0
+
+
+def voice(speaker: str, clips: list[np.ndarray]) -> Voice:
+    """The reference: the start of the longest clip, 40 % of the voice's speech (2–10 s); the rest cut
+    into pieces (of at least 1 s)."""
+    total = sum(clip.size for clip in clips)
+    longest = int(np.argmax([clip.size for clip in clips]))
+    length = min(clips[longest].size, int(np.clip(0.4 * total, 2 * RATE, 10 * RATE)))
+    rest = [clip for i, clip in enumerate(clips) if i != longest] + [clips[longest][length + RATE // 10:]]
+    step = int(PIECE_SECONDS * RATE)
+    pieces = [clip[i:i + step] for clip in rest for i in range(0, clip.size, step)]
+    return Voice(speaker, clips[longest][:length], [piece for piece in pieces if piece.size >= RATE])
 
 
 def voices(data: Path) -> list[Voice]:
+    """The voices with enough speech: single-speaker stretches of the AMI excerpts and of the sample,
+    JFK and the two voices of stereo_diarization.wav."""
     pool: dict[str, list[np.ndarray]] = {}
     for _, (wav, turns) in recordings(data).items():
         audio = decode(str(wav), 1e9)
@@ -123,7 +155,14 @@ def voices(data: Path) -> list[Voice]:
     pool["JFK"] = [load("jfk.flac")]
     pool["stereo-left"] = [load_channel("stereo_diarization.wav", 0)]
     pool["stereo-right"] = [load_channel("stereo_diarization.wav", 1)]
-    return [Voice(speaker, clips) for speaker, clips in sorted(pool.items())]
+    found = [voice(speaker, clips) for speaker, clips in sorted(pool.items())]
+    return [v for v in found if v.reference.size >= 2 * RATE and v.seconds >= MIN_VOICE_SECONDS]
+
+
+# The voices split in two, each with women and men and voices of several recordings: the threshold is
+# chosen on conversations of the first group's voices and reported on the second's.
+TUNING_VOICES = ("FEE078", "MEE009", "MÉO069", "speaker90")
+HELD_OUT_VOICES = ("FEE083", "MEE012", "JFK", "speaker91")
 
 
 @dataclass
@@ -133,34 +172,28 @@ class Conversation:
     truth: list[Interval]
     references: dict[str, np.ndarray]
 
+    @property
+    def seconds(self) -> float:
+        return self.audio.size / RATE
 
-def assemble(voices_: list[Voice], speakers: int, seconds: float, rng: np.random.Generator, name: str) -> Conversation:
-    """Turns of `speakers` voices, none twice in a row, pauses of 0.2–0.8 s, about `seconds` long; each
-    voice's reference is a clip the conversation does not use (its longest, cut to 2–10 s)."""
-    # Voices with a reference of 2 s or more, and at least 5 s more.
-    usable = [v for v in voices_ if len(v.clips) >= 2 and v.seconds - max(c.size for c in v.clips) / RATE >= 5
-              and max(c.size for c in v.clips) >= 2 * RATE]
-    chosen = [usable[i] for i in rng.choice(len(usable), size=speakers, replace=False)]
-    references, queues = {}, {}
-    for voice in chosen:
-        longest = int(np.argmax([clip.size for clip in voice.clips]))
-        references[voice.speaker] = voice.clips[longest][:10 * RATE]
-        queues[voice.speaker] = [clip for i, clip in enumerate(voice.clips) if i != longest]
-        rng.shuffle(queues[voice.speaker])
+
+def assemble(group: list[Voice], speakers: int, seconds: float, rng: np.random.Generator, name: str) -> Conversation:
+    """Turns of `speakers` voices of the group (pieces of their speech, none used twice), none twice in a
+    row, pauses of 0.2–0.8 s, up to `seconds` long (less when the voices run out of speech)."""
+    chosen = [group[i] for i in rng.choice(len(group), size=speakers, replace=False)]
+    queues = {v.speaker: [v.pieces[i] for i in rng.permutation(len(v.pieces))] for v in chosen}
     parts: list[np.ndarray] = []
     truth: list[Interval] = []
     position, previous = 0.0, None
-    order = list(queues)
     while position < seconds:
-        candidates = [s for s in order if s != previous and queues[s]]
+        candidates = [s for s in queues if s != previous and queues[s]]
         if not candidates:
             break
-        # Every voice speaks early on, then at random.
+        # Every voice speaks once first, then at random.
         speaker = candidates[0] if len(truth) < speakers else candidates[int(rng.integers(len(candidates)))]
+        clip = queues[speaker].pop()
         if len(truth) < speakers:
-            order.remove(speaker)
-            order.append(speaker)
-        clip = queues[speaker].pop()[:int(rng.uniform(2.0, 8.0) * RATE)]
+            queues[speaker] = queues.pop(speaker)  # to the back of the first round
         pause = np.zeros(int(rng.uniform(0.2, 0.8) * RATE), dtype=np.float32)
         parts += [pause, clip]
         start = position + pause.size / RATE
@@ -168,116 +201,209 @@ def assemble(voices_: list[Voice], speakers: int, seconds: float, rng: np.random
         position = start + clip.size / RATE
         previous = speaker
     audio = np.concatenate(parts + [np.zeros(RATE // 2, dtype=np.float32)])
-    return Conversation(name, audio, truth, references)
+    return Conversation(name, audio, truth, {v.speaker: v.reference for v in chosen})
 
 
-def frames(intervals: list[Interval], speakers: list[str], count: int) -> np.ndarray:
-    """(count, len(speakers)) booleans: who speaks in each STEP frame."""
-    grid = np.zeros((count, len(speakers)), dtype=bool)
-    for start, end, speaker in intervals:
-        grid[int(round(start / STEP)):int(round(end / STEP)), speakers.index(speaker)] = True
-    return grid
+def annotation(intervals: list[Interval]) -> Annotation:
+    turns = Annotation()
+    for index, (start, end, speaker) in enumerate(intervals):
+        turns[Segment(start, end), index] = speaker
+    return turns
 
 
-def der(truth: list[Interval], hypothesis: list[Interval], collar: float = COLLAR) -> float:
-    """Diarization error rate with a collar (seconds each side of every reference boundary, not scored)
-    and the one-to-one speaker mapping that minimises it (as pyannote.metrics)."""
-    end = max([e for _, e, _ in truth] + [e for _, e, _ in hypothesis])
-    count = int(np.ceil(end / STEP)) + 1
-    reference_speakers = sorted({s for _, _, s in truth})
-    hypothesis_speakers = sorted({s for _, _, s in hypothesis})
-    ref = frames(truth, reference_speakers, count)
-    hyp = frames(hypothesis, hypothesis_speakers, count)
-    scored = np.ones(count, dtype=bool)
-    for start, stop, _ in truth:
-        for boundary in (start, stop):
-            scored[max(0, int(round((boundary - collar) / STEP))):int(round((boundary + collar) / STEP))] = False
-    ref, hyp = ref[scored], hyp[scored]
-    n_ref, n_hyp = ref.sum(axis=1), hyp.sum(axis=1)
-    total = float(n_ref.sum())
-    # Frames both say a pair speaks, for each (reference, hypothesis) pair.
-    together = ref.astype(np.int64).T @ hyp.astype(np.int64)
-    best = 0
-    for chosen in itertools.permutations(range(len(hypothesis_speakers)), min(len(reference_speakers), len(hypothesis_speakers))):
-        rows = range(len(reference_speakers)) if len(reference_speakers) <= len(hypothesis_speakers) else None
-        if rows is not None:
-            matched = sum(int(together[r, h]) for r, h in zip(rows, chosen))
-        else:
-            matched = max(sum(int(together[r, h]) for r, h in zip(refs, chosen))
-                          for refs in itertools.permutations(range(len(reference_speakers)), len(chosen)))
-        best = max(best, matched)
-    # pyannote: error = sum over frames of max(n_ref, n_hyp) - min-correct.
-    error = float(np.maximum(n_ref, n_hyp).sum()) - best
-    return error / total if total else 0.0
+def der(truth: list[Interval], hypothesis: list[Interval], seconds: float, collar: float = COLLAR) -> float:
+    """pyannote.metrics' diarization error rate (missed speech + false alarm + confusion, over the reference
+    speech; the best one-to-one mapping of speakers) over the whole recording, with `collar` seconds on
+    each side of every reference boundary left unscored (pyannote's `collar` is the whole width)."""
+    metric = DiarizationErrorRate(collar=2 * collar)
+    return float(metric(annotation(truth), annotation(hypothesis), uem=Timeline([Segment(0, seconds)])))
 
 
-def named_accuracy(truth: list[Interval], hypothesis: list[Interval]) -> float:
-    """The share of reference speech time whose hypothesis speaker has the reference speaker's name."""
-    end = max([e for _, e, _ in truth] + [e for _, e, _ in hypothesis])
-    count = int(np.ceil(end / STEP)) + 1
-    names = sorted({s for _, _, s in truth} | {s for _, _, s in hypothesis})
-    ref, hyp = frames(truth, names, count), frames(hypothesis, names, count)
-    speech = ref.any(axis=1)
-    return float((ref & hyp).any(axis=1)[speech].mean())
+def named_accuracy(truth: list[Interval], hypothesis: list[Interval], seconds: float) -> float:
+    """The share of reference speech time given the reference speaker's name (no mapping, no collar):
+    pyannote.metrics' identification error rate's `correct` over `total`."""
+    components = IdentificationErrorRate()(annotation(truth), annotation(hypothesis),
+                                           uem=Timeline([Segment(0, seconds)]), detailed=True)
+    return float(components["correct"] / components["total"]) if components["total"] else 0.0
 
 
 def turns(result: diarization.Diarization) -> list[Interval]:
     return [(turn.start, turn.end, turn.speaker) for turn in result.turns]
 
 
-def quality(diarizer: diarization.Diarizer, data: Path, rounds: int) -> None:
-    pool = voices(data)
-    print(f"voices: {len(pool)} speakers, {sum(v.seconds for v in pool):.0f} s of single-speaker speech")
-    rng = np.random.default_rng(20240)
-    print("\nassembled conversations (60 s): DER (0.25 s collar) | speakers found | with num_speakers | "
+@dataclass
+class Prepared:
+    """A conversation with its embeddings and its known speakers' reference embeddings (computed once,
+    clustered at each threshold)."""
+    conversation: Conversation
+    speech: diarization.EmbeddedSpeech
+    references: dict[str, np.ndarray]
+
+
+def prepare(diarizer: diarization.Diarizer, conversations: list[Conversation]) -> list[Prepared]:
+    prepared = []
+    for conversation in conversations:
+        references = {}
+        for name, clip in conversation.references.items():
+            embedding = diarizer.reference(clip)
+            assert embedding is not None, name
+            references[name] = embedding
+        prepared.append(Prepared(conversation, diarizer.embed(conversation.audio), references))
+    return prepared
+
+
+@dataclass
+class Scores:
+    der: float  # ±COLLAR
+    der_narrow: float  # pyannote.metrics' collar=0.25: ±0.125 s
+    count: int
+    der_exact: float  # with num_speakers
+    named: float  # names right, with references
+
+
+def score(item: Prepared, speakers: int) -> Scores:
+    conversation, speech = item.conversation, item.speech
+    found = turns(diarization.speakers_of(speech, diarization.SpeakerCount(), {}))
+    exact = turns(diarization.speakers_of(speech, diarization.SpeakerCount(exact=speakers), {}))
+    named = turns(diarization.speakers_of(speech, diarization.SpeakerCount(), item.references))
+    return Scores(
+        der(conversation.truth, found, conversation.seconds),
+        der(conversation.truth, found, conversation.seconds, COLLAR / 2),
+        len({speaker for _, _, speaker in found}),
+        der(conversation.truth, exact, conversation.seconds),
+        named_accuracy(conversation.truth, named, conversation.seconds),
+    )
+
+
+def conversations(group: list[Voice], rounds: int, seed: int) -> dict[int, list[Conversation]]:
+    rng = np.random.default_rng(seed)
+    return {speakers: [assemble(group, speakers, 60.0, rng, f"{speakers}spk-{round_}") for round_ in range(rounds)]
+            for speakers in (2, 3, 4)}
+
+
+def report(title: str, prepared: dict[int, list[Prepared]]) -> None:
+    print(f"\n{title}\n  speakers | DER ±{COLLAR} s (±{COLLAR / 2} s) | speakers counted right | DER with num_speakers | "
           "names right, with references")
-    for speakers in (2, 3, 4):
-        ders, exact_ders, counts, named = [], [], [], []
-        for round_ in range(rounds):
-            conversation = assemble(pool, speakers, 60.0, rng, f"{speakers}spk-{round_}")
-            found = diarizer.diarize(conversation.audio)
-            ders.append(der(conversation.truth, turns(found)))
-            counts.append(len({t.speaker for t in found.turns}))
-            exact = diarizer.diarize(conversation.audio, diarization.SpeakerCount(exact=speakers))
-            exact_ders.append(der(conversation.truth, turns(exact)))
-            known = [diarization.KnownSpeaker(name, clip) for name, clip in conversation.references.items()]
-            named_result = diarizer.diarize_with_clips(conversation.audio, known=known)
-            named.append(named_accuracy(conversation.truth, turns(named_result)))
-        right = sum(c == speakers for c in counts)
-        print(f"  {speakers} speakers × {rounds}: DER {100 * np.mean(ders):.1f} % (worst {100 * max(ders):.1f} %) | "
-              f"right count {right}/{rounds} {counts} | DER {100 * np.mean(exact_ders):.1f} % | "
-              f"names {100 * np.mean(named):.1f} % (worst {100 * min(named):.1f} %)")
-    print("\nreal meetings (AMI excerpts, overlapping speech), as they are:")
-    all_truth = 0.0
-    weighted = 0.0
+    for speakers, items in prepared.items():
+        scores = [score(item, speakers) for item in items]
+        ders, named = [x.der for x in scores], [x.named for x in scores]
+        counts = [x.count for x in scores]
+        seconds = np.mean([item.conversation.seconds for item in items])
+        print(f"  {speakers} × {len(items)} ({seconds:.0f} s on average) | {100 * np.mean(ders):.1f} % "
+              f"(worst {100 * max(ders):.1f} %) ({100 * np.mean([x.der_narrow for x in scores]):.1f} %) | "
+              f"{sum(c == speakers for c in counts)}/{len(counts)} {counts} | "
+              f"{100 * np.mean([x.der_exact for x in scores]):.1f} % | "
+              f"{100 * np.mean(named):.1f} % (worst {100 * min(named):.1f} %)", flush=True)
+
+
+def tune(prepared: dict[int, list[Prepared]], thresholds: list[float]) -> float:
+    """The threshold with the lowest mean DER (speakers not given) over the conversations."""
+    print("\nthreshold choice (tuning voices): mean DER, speakers not given | counted right")
+    results = {}
+    for threshold in thresholds:
+        diarization.MERGE_SIMILARITY = threshold
+        scores = {k: [score(item, k) for item in items] for k, items in prepared.items()}
+        mean = float(np.mean([x.der for values in scores.values() for x in values]))
+        right = sum(x.count == k for k, values in scores.items() for x in values)
+        total = sum(len(values) for values in scores.values())
+        results[threshold] = mean
+        print(f"  {threshold:.2f}: {100 * mean:5.1f} % | {right}/{total}", flush=True)
+    best = min(results, key=lambda t: (round(results[t], 4), abs(t - 0.65)))
+    diarization.MERGE_SIMILARITY = best
+    return best
+
+
+def quality(diarizer: diarization.Diarizer, data: Path, rounds: int, thresholds: list[float]) -> None:
+    pool = {v.speaker: v for v in voices(data)}
+    print(f"voices with enough speech: {', '.join(f'{v.speaker} {v.seconds:.0f} s' for v in pool.values())}")
+    tuning = {k: prepare(diarizer, items) for k, items in
+              conversations([pool[name] for name in TUNING_VOICES], rounds, 20240).items()}
+    held_out = {k: prepare(diarizer, items) for k, items in
+                conversations([pool[name] for name in HELD_OUT_VOICES], rounds, 20250).items()}
+    if len(thresholds) > 1:
+        chosen = tune(tuning, thresholds)
+        print(f"  chosen: {chosen:.2f} (code: {DEFAULT_THRESHOLD:.2f})")
+    report(f"tuning voices ({', '.join(TUNING_VOICES)}), threshold {diarization.MERGE_SIMILARITY:.2f}", tuning)
+    report(f"held-out voices ({', '.join(HELD_OUT_VOICES)}), threshold {diarization.MERGE_SIMILARITY:.2f}", held_out)
+    print("\nreal recordings (AMI excerpts, overlapping speech; pyannote.audio's sample), as they are:")
+    all_truth = weighted = 0.0
     for uri, (wav, truth) in recordings(data).items():
         audio = decode(str(wav), 1e9)
-        found = diarizer.diarize(audio)
-        value = der(truth, turns(found))
+        found = turns(diarizer.diarize(audio))
+        value = der(truth, found, audio.size / RATE)
         speech = sum(e - s for s, e, _ in truth)
         all_truth += speech
         weighted += value * speech
-        print(f"  {uri}: {len({s for _, _, s in truth})} speakers, found {len({t.speaker for t in found.turns})}, "
+        print(f"  {uri}: {len({s for _, _, s in truth})} speakers, found {len({s for _, _, s in found})}, "
               f"DER {100 * value:.1f} %")
     print(f"  overall DER {100 * weighted / all_truth:.1f} %")
     jfk = diarizer.diarize(load("jfk.flac"))
     print(f"\njfk.flac: {len({t.speaker for t in jfk.turns})} speaker(s)")
 
 
+def sixty_seconds(directory: Path) -> Path:
+    """The first 60 s of benchlib's long recording of real speech (JFK, the MIT licence read aloud, the
+    hotwords clip, the two voices of stereo_diarization.wav)."""
+    path, _, _ = long_recording(directory, 60.0)
+    return write_flac(directory / "sixty.flac", decode(str(path), 1e9)[:60 * RATE])
+
+
+def cost(rounds: int) -> None:
+    """The time diarized_json adds to a 60 s transcription, on one server with its defaults: json and
+    diarized_json requests alternately, each timed whole (upload to answer); medians."""
+    with tempfile.TemporaryDirectory() as scratch, Earshot(label="diarization cost") as server:
+        path = sixty_seconds(Path(scratch))
+        server.wait_ready()
+        address = urlparse(server.url or "")
+
+        def request(format_: str) -> dict[str, Any]:
+            body, content_type = multipart(path, {"model": "whisper-1", "response_format": format_})
+            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+            connection.request("POST", "/v1/audio/transcriptions", body, {"Content-Type": content_type})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 200, answer
+            return dict(answer)
+
+        request("diarized_json")  # loads the speaker encoder
+        times: dict[str, list[float]] = {"json": [], "diarized_json": []}
+        for round_ in range(rounds):
+            for format_ in times:
+                for attempt in range(3):
+                    wait_for_quiet(max_wait=300)
+                    window = CpuWindow()
+                    answer = request(format_)
+                    window.stop()
+                    speakers = len({s["speaker"] for s in answer.get("segments", [])})
+                    print(f"  round {round_ + 1} {format_:13} {window.seconds:6.2f} s"
+                          f"{f', {speakers} speakers' if speakers else ''} ({window.note()}, load {loadavg()})",
+                          flush=True)
+                    if window.other_cores < 0.25 or attempt == 2:
+                        times[format_].append(window.seconds)
+                        break
+                    print("    disturbed: repeating")
+        plain, diarized = median(times["json"]), median(times["diarized_json"])
+        print(f"\n60 s file, medians of {rounds}: json {plain:.2f} s, diarized_json {diarized:.2f} s: "
+              f"diarization adds {diarized - plain:.2f} s = {100 * (diarized / plain - 1):.1f} % (target ≤ 25 %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=6, help="conversations per number of speakers")
-    parser.add_argument("--threshold", type=float, help="override MERGE_SIMILARITY")
+    parser.add_argument("--rounds", type=int, default=6, help="conversations per number of speakers (or --cost rounds)")
+    parser.add_argument("--threshold", type=float, help="use this MERGE_SIMILARITY instead of choosing one")
     parser.add_argument("--min-share", type=float, help="override MIN_SPEAKER_SHARE")
     parser.add_argument("--model", type=Path, default=default_directory(), help="diarization model directory")
+    parser.add_argument("--cost", action="store_true", help="measure the time diarization adds instead")
     args = parser.parse_args()
-    if args.threshold is not None:
-        diarization.MERGE_SIMILARITY = args.threshold
+    print(machine_summary())
+    if args.cost:
+        cost(args.rounds)
+        return
     if args.min_share is not None:
         diarization.MIN_SPEAKER_SHARE = args.min_share
-    print(machine_summary())
-    diarizer = diarization.load_diarizer(args.model)
-    quality(diarizer, fetch_data(), args.rounds)
+    thresholds = [args.threshold] if args.threshold is not None else [round(0.55 + 0.01 * i, 2) for i in range(21)]
+    diarization.MERGE_SIMILARITY = thresholds[0]
+    quality(diarization.load_diarizer(args.model), fetch_data(), args.rounds, thresholds)
 
 
 if __name__ == "__main__":

@@ -277,6 +277,25 @@ def turns_of(windows: list[Window], labels: np.ndarray, names: dict[int, str],
     return turns
 
 
+@dataclass(frozen=True)
+class EmbeddedSpeech:
+    regions: list[tuple[int, int]]  # samples
+    windows: list[Window]
+
+
+def speakers_of(speech: EmbeddedSpeech, count: SpeakerCount, references: dict[str, np.ndarray]) -> Diarization:
+    """The turns of embedded speech; `references`: known speakers' embeddings by name."""
+    windows = speech.windows
+    if not windows:
+        return Diarization([])
+    if references and count.exact is None:
+        # Known speakers are expected to speak: at least as many clusters as references.
+        count = SpeakerCount(minimum=max(count.minimum, min(len(references), len(windows))), maximum=count.maximum)
+    labels = cluster(windows, count)
+    names = speaker_names(windows, labels, references)
+    return Diarization(turns_of(windows, labels, names, speech.regions))
+
+
 class Diarizer:
     """Diarizes recordings with one speaker embedding model."""
 
@@ -287,20 +306,15 @@ class Diarizer:
         """A known speaker's embedding from a clip of their voice; None if it holds no speech."""
         return utterance_embedding(self.embedder, audio)
 
+    def embed(self, audio: np.ndarray) -> EmbeddedSpeech:
+        """The speech regions of `audio` and the embeddings of their windows (the costly part)."""
+        regions = speech_regions(audio)
+        return EmbeddedSpeech(regions, embed_windows(self.embedder, region_windows(audio, regions)))
+
     def diarize(self, audio: np.ndarray, count: SpeakerCount = SpeakerCount(),
                 references: dict[str, np.ndarray] | None = None) -> Diarization:
         """The speaker turns of `audio`; `references`: known speakers' embeddings by name."""
-        references = references or {}
-        regions = speech_regions(audio)
-        windows = embed_windows(self.embedder, region_windows(audio, regions))
-        if not windows:
-            return Diarization([])
-        if references and count.exact is None:
-            # Known speakers are expected to speak: at least as many clusters as references.
-            count = SpeakerCount(minimum=max(count.minimum, min(len(references), len(windows))), maximum=count.maximum)
-        labels = cluster(windows, count)
-        names = speaker_names(windows, labels, references)
-        return Diarization(turns_of(windows, labels, names, regions))
+        return speakers_of(self.embed(audio), count, references or {})
 
     def diarize_with_clips(self, audio: np.ndarray, count: SpeakerCount = SpeakerCount(),
                            known: list[KnownSpeaker] | None = None) -> Diarization:
