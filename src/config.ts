@@ -331,7 +331,7 @@ export const optionSpecs = [
     // most 64 KiB), so 64 bound the gateway's form data to 20 MiB, whatever clients send.
     default: '64',
     description:
-      'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 320 KiB per upload).',
+      'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 7.75 MiB per upload, see Limits).',
     parse: integer(1, 100_000),
   },
   {

@@ -2,9 +2,10 @@
 // it arrives (PyAV needs a seekable file for mp4/m4a); the other parts are collected as fields.
 // The temporary file is the caller's to remove, on every path, with `remove()`.
 //
-// What uploads may hold is bounded: text fields (64 KiB each, 256 KiB per form), uploads received at
-// once (EARSHOT_MAX_CONCURRENT_UPLOADS, and per client), temporary disk space in total and per client (each upload
-// reserves its Content-Length when it starts and keeps its file's size until the file is removed),
+// What uploads may hold is bounded: text fields (64 KiB each, 256 KiB per form, besides up to four speaker
+// reference clips of 1.5 MiB), uploads received at once (EARSHOT_MAX_CONCURRENT_UPLOADS, and per client),
+// temporary disk space in total and per client (each upload reserves its Content-Length when it starts and
+// keeps its file's size, and its speaker references' size, until the file is removed),
 // and time (no byte for EARSHOT_UPLOAD_IDLE_TIMEOUT_MS, or not whole by EARSHOT_REQUEST_TIMEOUT_MS).
 // A refused or stopped upload's file is closed and removed before the answer goes out.
 import { randomUUID } from 'node:crypto';
@@ -275,6 +276,9 @@ export async function receiveForm(
   bodiesBeingRead.add(request);
   const fields = new Map<string, string[]>();
   let fieldBytes = 0;
+  // The speaker reference clips are written to disk next to the file (writeSpeakerReferences): their
+  // base64 text is more than the bytes they decode to, so it is what stays reserved for them.
+  let referenceBytes = 0;
   let file: Upload | undefined;
   const stopWriting = new AbortController();
   let writing: Promise<void> | undefined;
@@ -327,7 +331,8 @@ export async function receiveForm(
             { param: name },
           );
         }
-        if (!reference) fieldBytes += Buffer.byteLength(value);
+        if (reference) referenceBytes += Buffer.byteLength(value);
+        else fieldBytes += Buffer.byteLength(value);
         if (fieldBytes > MAX_FORM_FIELD_BYTES) {
           throw new ApiError(
             'form_too_large',
@@ -360,7 +365,8 @@ export async function receiveForm(
     watch.stop();
     reservation.doneReading();
   }
-  if (file) reservation.resize(file.bytes);
+  // Both are parts of the body, so this never exceeds the Content-Length reserved at the start.
+  if (file) reservation.resize(file.bytes + referenceBytes);
   else reservation.release();
   if (!file && fields.has('file')) {
     throw new ApiError(

@@ -63,7 +63,12 @@ describe('transcription request fields', () => {
     rejects(form({}), 'model', 'missing_model');
     rejects(form({ model: '  ' }), 'model', 'missing_model');
     rejects(form({ model: 'm', response_format: 'xml' }), 'response_format', 'invalid_value');
-    rejects(form({ model: 'm', response_format: 'diarized_json' }), 'response_format', 'unsupported_value');
+    rejects(
+      form({ model: 'm', response_format: 'diarized_json' }),
+      'response_format',
+      'unsupported_value',
+      'translate',
+    );
     rejects(form({ model: 'm', temperature: '1.5' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: 'hot' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: '-0.1' }), 'temperature', 'invalid_value');
