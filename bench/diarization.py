@@ -350,7 +350,8 @@ def sixty_seconds(directory: Path) -> Path:
 
 def cost(rounds: int) -> None:
     """The time diarized_json adds to a 60 s transcription, on one server with its defaults: json and
-    diarized_json requests alternately, each timed whole (upload to answer); medians."""
+    diarized_json requests alternately, each timed whole (upload to answer), with the CPU time of the
+    server and its workers; medians (the machine may be shared: each line says how busy it was)."""
     with tempfile.TemporaryDirectory() as scratch, Earshot(label="diarization cost") as server:
         path = sixty_seconds(Path(scratch))
         server.wait_ready()
@@ -375,20 +376,16 @@ def cost(rounds: int) -> None:
         times: dict[str, list[tuple[float, float]]] = {"json": [], "diarized_json": []}
         for round_ in range(rounds):
             for format_ in times:
-                for attempt in range(3):
-                    wait_for_quiet(max_wait=300)
-                    window = CpuWindow()
-                    answer = request(format_)
-                    window.stop()
-                    cpu = window.own_cores * window.seconds
-                    speakers = len({s["speaker"] for s in answer.get("segments", [])})
-                    print(f"  round {round_ + 1} {format_:13} {window.seconds:6.2f} s, CPU {cpu:6.2f} s"
-                          f"{f', {speakers} speakers' if speakers else ''} ({window.note()}, load {loadavg()})",
-                          flush=True)
-                    if window.other_cores < 0.25 or attempt == 2:
-                        times[format_].append((window.seconds, cpu))
-                        break
-                    print("    disturbed: repeating")
+                wait_for_quiet(max_wait=60)
+                window = CpuWindow()
+                answer = request(format_)
+                window.stop()
+                cpu = window.own_cores * window.seconds
+                speakers = len({s["speaker"] for s in answer.get("segments", [])})
+                print(f"  round {round_ + 1} {format_:13} {window.seconds:6.2f} s, CPU {cpu:6.2f} s"
+                      f"{f', {speakers} speakers' if speakers else ''} ({window.note()}, load {loadavg()})",
+                      flush=True)
+                times[format_].append((window.seconds, cpu))
         for index, what in ((0, "wall"), (1, "CPU")):
             plain = median(t[index] for t in times["json"])
             diarized = median(t[index] for t in times["diarized_json"])

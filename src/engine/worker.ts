@@ -120,7 +120,11 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
   ) {
     super();
     this.child = spawn(settings.python, workerArguments(model, settings), {
-      env: workerEnvironment(),
+      // numpy's OpenBLAS (the speaker encoder of diarization) takes every core by default; its threads
+      // spin while they wait, so beside the other workers they cost more than they give (3× the time on
+      // a busy machine). A worker's share of the cores is its CTranslate2 threads; an operator's own
+      // OPENBLAS_NUM_THREADS wins.
+      env: { OPENBLAS_NUM_THREADS: String(settings.cpuThreads), ...workerEnvironment() },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.log = log.child({ model: model.id, pid: this.child.pid });

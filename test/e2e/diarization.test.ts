@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { TranscriptionDiarized, TranscriptionStreamEvent } from 'openai/resources/audio/transcriptions';
 import { encodeWav16k } from '../../src/realtime/audio.ts';
+import { concat } from '../support/reference-audio.ts';
 import { audioDir, startServer, type RunningServer } from '../support/server.ts';
 import { sdkError } from './api-errors.ts';
 
@@ -29,16 +30,6 @@ async function channels(file: string): Promise<[Float32Array, Float32Array]> {
     right[i] = data.readInt16LE(i * 4 + 2) / 32768;
   }
   return [left, right];
-}
-
-function concat(...parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 const dataUrl = (wav: Buffer) => `data:audio/wav;base64,${wav.toString('base64')}`;

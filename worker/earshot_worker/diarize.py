@@ -9,7 +9,8 @@
    Clusters holding less than a small share of the speech are folded into the nearest larger one.
 4. With known speakers (reference clips), each cluster whose centroid is close enough to a reference takes
    its name (each name once, best matches first); the others are A, B, … in order of first appearance.
-5. Each moment of speech belongs to the window whose centre is nearest: turns are the runs of one speaker.
+5. Each moment of speech belongs to the window whose centre is nearest: turns are the runs of one speaker,
+   joined across pauses shorter than JOIN_SECONDS.
 
 The gateway's formatters split segments at speaker changes; the worker labels every word (speaker_at).
 
@@ -49,8 +50,8 @@ MERGE_SIMILARITY = 0.63
 MIN_SPEAKER_SHARE = 0.08
 # A cluster takes a known speaker's name when its centroid is at least this similar to the reference.
 KNOWN_SIMILARITY = 0.6
-# Clustering is quadratic in memory and cubic in time: at most this many windows are clustered; the
-# others join the cluster of the nearest centroid.
+# Clustering is quadratic in memory and time (scipy's pairwise distances and linkage): at most this many
+# windows are clustered; the others join the cluster of the nearest centroid.
 MAX_CLUSTERED = 600
 # Resemblyzer normalises each utterance to -30 dBFS (raising only) before its features.
 TARGET_DBFS = -30.0
