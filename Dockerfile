@@ -16,7 +16,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY scripts/setup-python.ts scripts/prune-venv.py scripts/
 COPY src/paths.ts src/
 COPY worker/requirements.txt worker/requirements-dev.txt worker/bundled-models.json worker/
-COPY worker/earshot_worker/__init__.py worker/earshot_worker/bundled.py worker/earshot_worker/facts.py worker/earshot_worker/
+COPY worker/earshot_worker/__init__.py worker/earshot_worker/bundled.py worker/earshot_worker/facts.py worker/earshot_worker/speaker_model.py worker/earshot_worker/
 # --omit=dev: no TypeScript, eslint or OpenAI SDK in node_modules, and setup-python leaves out the
 # Python test tools (pytest, openai, mypy).
 # onnxruntime-node (the realtime VAD) ships binaries for every platform: keep this one's (−240 MB).

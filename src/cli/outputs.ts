@@ -15,9 +15,12 @@ export interface VerboseTranscript {
   usage?: { type: 'duration'; seconds: number };
 }
 
-export const FORMATS: readonly ResponseFormat[] = ['text', 'json', 'verbose_json', 'srt', 'vtt'];
+/** What the CLI writes: every format but diarized_json (a verbose_json answer has no speakers). */
+export type OutputFormat = Exclude<ResponseFormat, 'diarized_json'>;
 
-export function outputExtension(format: ResponseFormat): string {
+export const FORMATS: readonly OutputFormat[] = ['text', 'json', 'verbose_json', 'srt', 'vtt'];
+
+export function outputExtension(format: OutputFormat): string {
   return { json: 'json', verbose_json: 'json', text: 'txt', srt: 'srt', vtt: 'vtt' }[format];
 }
 
@@ -25,7 +28,7 @@ export function outputExtension(format: ResponseFormat): string {
  * The file's content in `format`. verbose_json is written back as it came, fields in the server's
  * order; json is OpenAI's `{text, usage}` (translations: `{text}`).
  */
-export function renderOutput(verbose: VerboseTranscript, format: ResponseFormat): string {
+export function renderOutput(verbose: VerboseTranscript, format: OutputFormat): string {
   switch (format) {
     case 'verbose_json':
       return JSON.stringify(verbose);

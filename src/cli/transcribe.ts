@@ -6,17 +6,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { APIConnectionError, APIError, type OpenAI } from 'openai';
 import type { TranscriptionStreamEvent } from 'openai/resources/audio/transcriptions';
-import type { ResponseFormat } from '../openai/formatters.ts';
 import { AUDIO_DURATION_HEADER } from '../openai/stream-events.ts';
 import type { AudioInput } from './inputs.ts';
-import { outputExtension, renderOutput, type VerboseTranscript } from './outputs.ts';
+import { outputExtension, renderOutput, type OutputFormat, type VerboseTranscript } from './outputs.ts';
 import { formatSeconds, type FileProgress, type ProgressDisplay } from './progress.ts';
 
 export interface TranscribeSettings {
   model: string;
   language?: string;
   task: 'transcribe' | 'translate';
-  format: ResponseFormat;
+  format: OutputFormat;
   /** Write each output here; without it, outputs go to `write` (stdout). */
   out?: string;
   concurrency: number;

@@ -6,7 +6,13 @@
 
 /** The codes a worker reports a failed job with (worker/earshot_worker), other than a cancellation. */
 export type WorkerFailureCode =
-  'invalid_audio' | 'audio_too_short' | 'audio_too_long' | 'invalid_options' | 'model_error' | 'bad_message';
+  | 'invalid_audio'
+  | 'audio_too_short'
+  | 'audio_too_long'
+  | 'invalid_options'
+  | 'invalid_speaker_reference'
+  | 'model_error'
+  | 'bad_message';
 
 /** Why a model did not load in a worker process. */
 export type LoadFailure =

@@ -35,6 +35,21 @@ export const VadParametersSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Who speaks when (worker/earshot_worker/diarize.py): the speakers to find, and those known by a clip. */
+export const DiarizeOptionsSchema = Type.Object(
+  {
+    num_speakers: Type.Optional(Type.Integer({ minimum: 1 })),
+    min_speakers: Type.Optional(Type.Integer({ minimum: 1 })),
+    max_speakers: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Reference clips (paths of audio files the gateway wrote) and the names segments of their voice get. */
+    known_speakers: Type.Optional(
+      Type.Array(Type.Object({ name: Type.String(), audio: Type.String() }, { additionalProperties: false })),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DiarizeOptions = Static<typeof DiarizeOptionsSchema>;
+
 /** The keyword arguments of faster-whisper's transcribe() a job may set, and the worker's own. */
 export const TranscribeOptionsSchema = Type.Object(
   {
@@ -78,6 +93,14 @@ export const TranscribeOptionsSchema = Type.Object(
           'only, never from a request.',
       }),
     ),
+    /** Handled by the worker: label each word and segment with its speaker (word timestamps on). */
+    diarize: Type.Optional(
+      Type.Unsafe<DiarizeOptions>({
+        ...DiarizeOptionsSchema,
+        'x-worker': true,
+        ...unbatched({ cross_request: 'any' }),
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -114,7 +137,14 @@ export const WorkerCommandSchema = Type.Union([
 export type WorkerCommand = Static<typeof WorkerCommandSchema>;
 
 export const EngineWordSchema = Type.Object(
-  { word: Type.String(), start: Type.Number(), end: Type.Number(), probability: Type.Number() },
+  {
+    word: Type.String(),
+    start: Type.Number(),
+    end: Type.Number(),
+    probability: Type.Number(),
+    /** With diarize: who says it. */
+    speaker: Type.Optional(Type.String()),
+  },
   { additionalProperties: false },
 );
 export type EngineWord = Static<typeof EngineWordSchema>;
@@ -140,6 +170,8 @@ export const EngineSegmentSchema = Type.Object(
     no_speech_prob: Type.Number(),
     words: Type.Union([Type.Array(EngineWordSchema), Type.Null()]),
     logprobs: Type.Union([Type.Array(TokenLogprobSchema), Type.Null()]),
+    /** With diarize: who says most of it (its words carry their own). */
+    speaker: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -160,6 +192,7 @@ export const JobErrorCodeSchema = Type.Union([
   Type.Literal('audio_too_short'),
   Type.Literal('audio_too_long'),
   Type.Literal('invalid_options'),
+  Type.Literal('invalid_speaker_reference'),
   Type.Literal('model_error'),
   Type.Literal('cancelled'),
   Type.Literal('bad_message'),
@@ -209,6 +242,7 @@ export type WorkerEvent = Static<typeof WorkerEventSchema>;
 export const contractSchemas: Readonly<Record<string, TSchema>> = {
   TranscribeOptions: TranscribeOptionsSchema,
   VadParameters: VadParametersSchema,
+  DiarizeOptions: DiarizeOptionsSchema,
   WorkerCommand: WorkerCommandSchema,
   JobSpec: JobSpecSchema,
   TranscribeCommand: TranscribeCommandSchema,

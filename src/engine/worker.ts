@@ -32,6 +32,8 @@ export interface WorkerSettings {
   /** Batch size of the batched pipeline for long audio (0: sequential decoding always). */
   longAudioBatchSize: number;
   longAudioSeconds: number;
+  /** The speaker embedding model's directory for diarization (undefined: the bundled one). */
+  diarizationModelDir?: string | undefined;
 }
 
 /** Receives a job's results as the engine produces them, before the job finishes. */
@@ -70,6 +72,7 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   args.push('--max-audio-seconds', String(settings.maxAudioSeconds));
   args.push('--long-audio-batch-size', String(settings.longAudioBatchSize));
   args.push('--long-audio-seconds', String(settings.longAudioSeconds));
+  if (settings.diarizationModelDir) args.push('--diarization-model', settings.diarizationModelDir);
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);
     if (!settings.hubDownload) args.push('--local-files-only');
@@ -82,6 +85,7 @@ const WORKER_FAILURE_CODES: readonly string[] = [
   'audio_too_short',
   'audio_too_long',
   'invalid_options',
+  'invalid_speaker_reference',
   'model_error',
   'bad_message',
 ] satisfies WorkerFailureCode[];
@@ -116,7 +120,11 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
   ) {
     super();
     this.child = spawn(settings.python, workerArguments(model, settings), {
-      env: workerEnvironment(),
+      // numpy's OpenBLAS (the speaker encoder of diarization) takes every core by default; its threads
+      // spin while they wait, so beside the other workers they cost more than they give (3× the time on
+      // a busy machine). A worker's share of the cores is its CTranslate2 threads; an operator's own
+      // OPENBLAS_NUM_THREADS wins.
+      env: { OPENBLAS_NUM_THREADS: String(settings.cpuThreads), ...workerEnvironment() },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.log = log.child({ model: model.id, pid: this.child.pid });

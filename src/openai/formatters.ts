@@ -2,7 +2,7 @@
 import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
 import { languageName } from './languages.ts';
 
-export type ResponseFormat = 'json' | 'text' | 'srt' | 'vtt' | 'verbose_json';
+export type ResponseFormat = 'json' | 'text' | 'srt' | 'vtt' | 'verbose_json' | 'diarized_json';
 
 export interface FormatOptions {
   granularities: ReadonlySet<'word' | 'segment'>;
@@ -62,19 +62,80 @@ export function renderTranscript(transcript: Transcript, format: ResponseFormat,
         contentType: format === 'srt' ? TEXT_TYPE : VTT_TYPE,
         body: renderSubtitles(transcript.segments, format),
       };
+    case 'diarized_json':
+      return { contentType: JSON_TYPE, body: JSON.stringify(diarizedJson(transcript)) };
     case 'verbose_json':
       return { contentType: JSON_TYPE, body: JSON.stringify(verboseJson(transcript, options)) };
   }
 }
 
+/**
+ * What a subtitle cue needs of a segment: the engine's, or verbose_json's (the CLI renders from those);
+ * a diarized one's speaker and words give a cue per speaker.
+ */
+export type TimedText = Pick<EngineSegment, 'start' | 'end' | 'text'> &
+  Partial<Pick<EngineSegment, 'speaker' | 'words'>>;
+
 interface Cue {
   start: number;
   end: number;
   text: string;
+  speaker?: string;
 }
 
-/** What a subtitle cue needs of a segment: the engine's, or verbose_json's (the CLI renders from those). */
-export type TimedText = Pick<EngineSegment, 'start' | 'end' | 'text'>;
+/** A stretch of one speaker: a segment, or the part of it a speaker says (diarized transcripts). */
+export interface SpeakerSegment {
+  start: number;
+  end: number;
+  text: string;
+  speaker: string;
+}
+
+/**
+ * A diarized segment split where its words' speaker changes (the worker labels every word); each part's
+ * text is its words put together, so the parts' texts put together are the segment's. A segment without
+ * labelled words stays whole.
+ */
+export function speakerSegments(segment: TimedText): SpeakerSegment[] {
+  const words = segment.words ?? [];
+  if (words.length === 0 || words.some((word) => word.speaker === undefined)) {
+    return [{ start: segment.start, end: segment.end, text: segment.text, speaker: segment.speaker ?? 'A' }];
+  }
+  const parts: SpeakerSegment[] = [];
+  for (const word of words) {
+    const speaker = word.speaker ?? 'A';
+    const last = parts.at(-1);
+    if (last && last.speaker === speaker) {
+      last.text += word.word;
+      last.end = word.end;
+    } else {
+      parts.push({ start: word.start, end: word.end, text: word.word, speaker });
+    }
+  }
+  return parts;
+}
+
+/** OpenAI's ids of diarized segments and segment events ("seg_0", … in recorded streams). */
+export function segmentEventId(index: number): string {
+  return `seg_${index}`;
+}
+
+function diarizedJson(transcript: Transcript): Record<string, unknown> {
+  return {
+    task: 'transcribe',
+    duration: transcript.info.duration,
+    text: transcriptText(transcript),
+    segments: transcript.segments.flatMap(speakerSegments).map((part, index) => ({
+      type: 'transcript.text.segment',
+      text: part.text,
+      speaker: part.speaker,
+      start: part.start,
+      end: part.end,
+      id: segmentEventId(index),
+    })),
+    usage: usageOf(transcript),
+  };
+}
 
 /**
  * The segments that produce a cue, with subtitle-safe text. A blank line ends a cue in srt and vtt,
@@ -83,13 +144,21 @@ export type TimedText = Pick<EngineSegment, 'start' | 'end' | 'text'>;
  */
 function cuesOf(segments: readonly TimedText[]): Cue[] {
   const cues: Cue[] = [];
-  for (const segment of segments) {
-    const text = segment.text
+  // With speakers (speaker_labels=true), a cue per speaker's part of a segment.
+  const parts = segments.flatMap((segment): { start: number; end: number; text: string; speaker?: string }[] =>
+    segment.speaker === undefined
+      ? [{ start: segment.start, end: segment.end, text: segment.text }]
+      : speakerSegments(segment),
+  );
+  for (const part of parts) {
+    const text = part.text
       .trim()
       .split(/\r\n|\r|\n/)
       .filter((line) => line.trim() !== '')
       .join('\n');
-    if (text !== '') cues.push({ start: segment.start, end: segment.end, text });
+    if (text === '') continue;
+    const speaker = part.speaker;
+    cues.push({ start: part.start, end: part.end, text, ...(speaker !== undefined && { speaker }) });
   }
   return cues;
 }
@@ -101,15 +170,29 @@ export function renderSubtitles(segments: readonly TimedText[], format: 'srt' | 
 
 function renderSrt(segments: readonly TimedText[]): string {
   return cuesOf(segments)
-    .map((cue, index) => `${index + 1}\n${timestamp(cue.start, ',')} --> ${timestamp(cue.end, ',')}\n${cue.text}\n\n`)
+    .map(
+      (cue, index) =>
+        `${index + 1}\n${timestamp(cue.start, ',')} --> ${timestamp(cue.end, ',')}\n${cue.speaker !== undefined ? `[${cue.speaker}] ` : ''}${cue.text}\n\n`,
+    )
     .join('');
 }
 
 function renderVtt(segments: readonly TimedText[]): string {
   const cues = cuesOf(segments).map(
-    (cue) => `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.text}\n\n`,
+    // WebVTT's voice span names the speaker.
+    (cue) =>
+      `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.speaker !== undefined ? `<v ${vttVoice(cue.speaker)}>` : ''}${cue.text}\n\n`,
   );
   return `WEBVTT\n\n${cues.join('')}`;
+}
+
+/** A voice span's annotation ends at '>' and cannot hold a line break or '&' / '<' unescaped. */
+function vttVoice(name: string): string {
+  return name
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;');
 }
 
 /**

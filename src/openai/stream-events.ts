@@ -3,18 +3,23 @@
 //   data: {"type":"transcript.text.done","text":"…","usage":…}   once, at the end
 //   data: [DONE]
 // A failure after the stream has started is sent as data: {"error":{…}}, which both SDKs raise.
+// With response_format=diarized_json, instead of deltas (as OpenAI's recorded streams):
+//   data: {"type":"transcript.text.segment","text","speaker","start","end","id"}   per speaker's part
 // With verbose_json (an earshot extension) each decoded segment is also sent as OpenAI's segment event,
-//   data: {"type":"transcript.text.segment","id":"seg_0","start","end","text"}   after its deltas
+//   data: {"type":"transcript.text.segment","text","start","end","id":"seg_0"}   after its deltas
 // and the done event carries the whole verbose_json body (its `text` and `usage` are the done event's own).
 import type { EngineSegment, TokenLogprob, Transcript } from '../engine/index.ts';
 import type { OpenAIErrorBody } from '../api-errors.ts';
 import {
+  segmentEventId,
+  speakerSegments,
   transcriptLogprobs,
   transcriptText,
   usageField,
   verboseJson,
   verboseWords,
   type FormatOptions,
+  type TimedText,
 } from './formatters.ts';
 
 export interface TextDelta {
@@ -44,25 +49,38 @@ export function doneEvent(transcript: Transcript, includeLogprobs: boolean): str
   });
 }
 
-/**
- * A decoded segment, as OpenAI's `transcript.text.segment` event (which OpenAI sends for diarized
- * streams; earshot has no speakers, so no `speaker`). Numbered as verbose_json numbers its segments,
- * with `words` when word timestamps were asked for.
- */
-export function segmentEvent(segment: EngineSegment, index: number, withWords: boolean): string {
-  return event({
-    type: 'transcript.text.segment',
-    id: `seg_${index}`,
-    start: segment.start,
-    end: segment.end,
-    text: segment.text,
-    ...(withWords && { words: verboseWords(segment) }),
-  });
-}
-
 /** The done event of a verbose_json stream: the verbose_json body, as the event. */
 export function verboseDoneEvent(transcript: Transcript, options: FormatOptions): string {
   return event({ type: 'transcript.text.done', ...verboseJson(transcript, options) });
+}
+
+/**
+ * Decoded segments as OpenAI's `transcript.text.segment` events, numbered across a stream as the
+ * answer's body numbers its segments. OpenAI sends them for diarized streams: with `speakers`
+ * (diarized_json), an event per speaker's part of a segment, with its `speaker`, as the diarized_json
+ * body splits them. Without (verbose_json, an earshot extension), an event per segment, as verbose_json
+ * numbers its segments, with `words` when word timestamps were asked for.
+ */
+export class SegmentEvents {
+  private count = 0;
+
+  constructor(private readonly shape: { speakers: true } | { speakers: false; words: boolean }) {}
+
+  push(segment: EngineSegment): string[] {
+    const { shape } = this;
+    const parts: TimedText[] = shape.speakers ? speakerSegments(segment) : [segment];
+    return parts.map((part) =>
+      event({
+        type: 'transcript.text.segment',
+        text: part.text,
+        ...(shape.speakers && { speaker: part.speaker }),
+        start: part.start,
+        end: part.end,
+        id: segmentEventId(this.count++),
+        ...(!shape.speakers && shape.words && { words: verboseWords(segment) }),
+      }),
+    );
+  }
 }
 
 export function errorEvent(error: OpenAIErrorBody): string {

@@ -20,11 +20,20 @@ export interface TranscriptionRequest {
   stream: boolean;
   includeLogprobs: boolean;
   options: TranscribeOptions;
+  /** Known speakers' reference clips (decoded from their data URLs), for the route to write to files. */
+  speakerReferences: SpeakerReference[];
 }
 
-const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'verbose_json', 'vtt'];
-// verbose_json streams too, as an earshot extension (OpenAI streams json and text only).
-const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'verbose_json'];
+export interface SpeakerReference {
+  name: string;
+  audio: Buffer;
+}
+
+const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'srt', 'verbose_json', 'vtt', 'diarized_json'];
+// verbose_json streams too, as an earshot extension (OpenAI streams json, text and diarized_json).
+const STREAMABLE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'verbose_json', 'diarized_json'];
+// OpenAI: up to 4 known speakers.
+export const MAX_KNOWN_SPEAKERS = 4;
 const GRANULARITIES: readonly Granularity[] = ['word', 'segment'];
 // faster-whisper's own temperature fallback schedule, which OpenAI's temperature=0 stands for.
 const FALLBACK_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -40,6 +49,8 @@ interface NumberRule {
 
 /** OpenAI's temperature: 0 (which stands for faster-whisper's fallback schedule) to 1. */
 const TEMPERATURE: NumberRule = { min: 0, max: 1 };
+// The speaker counts' range (num_speakers, min_speakers, max_speakers).
+const SPEAKER_COUNT: NumberRule = { min: 1, max: 32, integer: true };
 
 /** faster-whisper's knobs that a request may set as extra form fields; README lists them. */
 export const engineKnobs = {
@@ -105,7 +116,8 @@ function numberSchema(rule: NumberRule): JsonSchema {
 interface OpenAIField {
   /** The routes that take it. */
   tasks: readonly Task[];
-  schema: JsonSchema;
+  /** Its schema, or the schema for each route (a field whose choices differ between them). */
+  schema: JsonSchema | ((task: Task) => JsonSchema);
   description: string;
 }
 
@@ -142,8 +154,13 @@ const OPENAI_FIELDS: Record<string, OpenAIField> = {
   },
   response_format: {
     tasks: BOTH,
-    schema: { type: 'string', enum: RESPONSE_FORMATS, default: 'json' },
-    description: 'The format of the answer (diarized_json is refused: no diarization model).',
+    // Diarization is of transcriptions only, as OpenAI's translations have no diarized_json.
+    schema: (task) => ({
+      type: 'string',
+      enum: task === 'translate' ? RESPONSE_FORMATS.filter((format) => format !== 'diarized_json') : RESPONSE_FORMATS,
+      default: 'json',
+    }),
+    description: 'The format of the answer (diarized_json: who speaks when, transcriptions only).',
   },
   temperature: {
     tasks: BOTH,
@@ -159,7 +176,7 @@ const OPENAI_FIELDS: Record<string, OpenAIField> = {
     tasks: BOTH,
     schema: { type: 'boolean', default: false },
     description:
-      'Answer with server-sent events, for json, text and verbose_json. OpenAI streams transcriptions in json and text; earshot also streams verbose_json (with a segment event per segment) and translations.',
+      'Answer with server-sent events, for json, text, verbose_json and diarized_json. OpenAI streams transcriptions in json, text and diarized_json (segment events instead of deltas); earshot also streams verbose_json (with a segment event per segment) and translations.',
   },
   include: {
     tasks: TRANSCRIBE,
@@ -183,6 +200,39 @@ const OPENAI_FIELDS: Record<string, OpenAIField> = {
       ],
     },
     description: "'auto', or server_vad with its parameters: faster-whisper's Silero VAD.",
+  },
+  known_speaker_names: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 100 }, maxItems: MAX_KNOWN_SPEAKERS },
+    description:
+      'diarized_json (or srt/vtt with speaker_labels): the names of up to 4 known speakers, each with its clip in known_speaker_references[], in the same order.',
+  },
+  known_speaker_references: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'array', items: { type: 'string' }, maxItems: MAX_KNOWN_SPEAKERS },
+    description:
+      "Each known speaker's clip: a base64 data URL (data:audio/wav;base64,...) of 2 to 10 s of audio, at most 1.5 MiB.",
+  },
+  num_speakers: {
+    tasks: TRANSCRIBE,
+    schema: numberSchema(SPEAKER_COUNT),
+    description: 'earshot extension, with diarization: exactly this many speakers.',
+  },
+  min_speakers: {
+    tasks: TRANSCRIBE,
+    schema: numberSchema(SPEAKER_COUNT),
+    description: 'earshot extension, with diarization: at least this many speakers.',
+  },
+  max_speakers: {
+    tasks: TRANSCRIBE,
+    schema: numberSchema(SPEAKER_COUNT),
+    description: 'earshot extension, with diarization: at most this many speakers.',
+  },
+  speaker_labels: {
+    tasks: TRANSCRIBE,
+    schema: { type: 'boolean', default: false },
+    description:
+      'earshot extension: with srt or vtt, diarize and label each cue with its speaker ([A] text in srt, <v A> in vtt).',
   },
 };
 
@@ -210,7 +260,9 @@ function knobSchema(knob: (typeof engineKnobs)[keyof typeof engineKnobs]): JsonS
 export function formFieldSchemas(task: Task): Record<string, JsonSchema> {
   const fields: Record<string, JsonSchema> = {};
   for (const [name, field] of Object.entries(OPENAI_FIELDS)) {
-    if (field.tasks.includes(task)) fields[name] = { ...field.schema, description: field.description };
+    if (!field.tasks.includes(task)) continue;
+    const schema = typeof field.schema === 'function' ? field.schema(task) : field.schema;
+    fields[name] = { ...schema, description: field.description };
   }
   for (const [name, knob] of Object.entries(engineKnobs)) {
     fields[name] = { ...knobSchema(knob), description: `faster-whisper (earshot extension): ${knob.doc}` };
@@ -355,9 +407,9 @@ function parseChunkingStrategy(fields: FormFields, options: TranscribeOptions): 
   options.vad_parameters = vad;
 }
 
-function parseResponseFormat(raw: string | undefined): ResponseFormat {
+function parseResponseFormat(raw: string | undefined, task: Task): ResponseFormat {
   if (raw === undefined || raw === '') return 'json';
-  if (raw === 'diarized_json') {
+  if (raw === 'diarized_json' && task === 'translate') {
     throw new ApiError('unsupported_value', { asked: 'diarization' }, { param: 'response_format' });
   }
   if (!(RESPONSE_FORMATS as readonly string[]).includes(raw)) {
@@ -439,7 +491,7 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
   if (!model) {
     throw new ApiError('missing_model', { param: 'model' });
   }
-  const responseFormat = parseResponseFormat(single(fields, 'response_format'));
+  const responseFormat = parseResponseFormat(single(fields, 'response_format'), task);
   const options: TranscribeOptions = { task, temperature: parseTemperature(single(fields, 'temperature')) };
 
   const prompt = single(fields, 'prompt');
@@ -475,7 +527,104 @@ export function parseTranscriptionRequest(fields: FormFields, task: Task): Trans
   }
   parseKnobs(fields, options);
 
+  const speakerReferences = task === 'transcribe' ? parseDiarization(fields, responseFormat, options) : [];
+
   const granularities: ReadonlySet<Granularity> = asked ?? new Set(['segment']);
   if (granularities.has('word')) options.word_timestamps = true;
-  return { model, responseFormat, granularities, stream, includeLogprobs, options };
+  return { model, responseFormat, granularities, stream, includeLogprobs, options, speakerReferences };
+}
+
+// A data URL of audio: data:[<media type>][;parameters];base64,<data>
+const DATA_URL = /^data:([^,;]*)((?:;[^,;]*)*);base64,(.*)$/s;
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+
+/** One reference clip: a base64 data URL of audio, decoded (whether it is audio of 2–10 s, the worker says). */
+function parseReference(raw: string, index: number): Buffer {
+  const param = 'known_speaker_references';
+  const match = DATA_URL.exec(raw.trim());
+  const mediaType = match?.[1]?.toLowerCase() ?? '';
+  if (!match || !BASE64.test(match[3] ?? '')) {
+    throw invalid(param, `known_speaker_references[${index}] is not a base64 data URL (data:audio/wav;base64,...).`);
+  }
+  if (
+    mediaType !== '' &&
+    !mediaType.startsWith('audio/') &&
+    !mediaType.startsWith('video/') &&
+    mediaType !== 'application/octet-stream'
+  ) {
+    throw invalid(param, `known_speaker_references[${index}] has media type '${mediaType}': send audio.`);
+  }
+  const audio = Buffer.from(match[3] ?? '', 'base64');
+  if (audio.length === 0) throw invalid(param, `known_speaker_references[${index}] holds no data.`);
+  return audio;
+}
+
+function speakerCount(fields: FormFields, name: string): number | undefined {
+  const raw = single(fields, name);
+  return raw === undefined || raw.trim() === '' ? undefined : parseNumber(raw, name, SPEAKER_COUNT);
+}
+
+/**
+ * diarized_json, or srt/vtt with speaker_labels=true: the worker's diarize option from the speaker counts
+ * and the known speakers (names with their reference clips, as many of each, at most four).
+ */
+function parseDiarization(fields: FormFields, format: ResponseFormat, options: TranscribeOptions): SpeakerReference[] {
+  const rawLabels = single(fields, 'speaker_labels');
+  const labels = rawLabels !== undefined && rawLabels !== '' && parseBoolean(rawLabels, 'speaker_labels');
+  if (labels && format !== 'srt' && format !== 'vtt') {
+    throw invalid(
+      'speaker_labels',
+      "speaker_labels needs response_format 'srt' or 'vtt' (diarized_json always has them).",
+    );
+  }
+  const names = fields.get('known_speaker_names') ?? [];
+  const references = fields.get('known_speaker_references') ?? [];
+  const counts = {
+    num_speakers: speakerCount(fields, 'num_speakers'),
+    min_speakers: speakerCount(fields, 'min_speakers'),
+    max_speakers: speakerCount(fields, 'max_speakers'),
+  };
+  const diarized = format === 'diarized_json' || labels;
+  if (!diarized) {
+    const stray = [
+      ...(names.length > 0 ? ['known_speaker_names'] : []),
+      ...(references.length > 0 ? ['known_speaker_references'] : []),
+      ...Object.entries(counts)
+        .filter(([, value]) => value !== undefined)
+        .map(([name]) => name),
+    ];
+    const first = stray[0];
+    if (first !== undefined) {
+      throw invalid(first, `${first} needs response_format 'diarized_json' (or srt/vtt with speaker_labels=true).`);
+    }
+    return [];
+  }
+  if (names.length !== references.length) {
+    const param = names.length > references.length ? 'known_speaker_references' : 'known_speaker_names';
+    throw invalid(
+      param,
+      `known_speaker_names[] and known_speaker_references[] must have as many entries (${names.length} names, ${references.length} references).`,
+    );
+  }
+  if (names.length > MAX_KNOWN_SPEAKERS) {
+    throw invalid('known_speaker_names', `At most ${MAX_KNOWN_SPEAKERS} known speakers (${names.length} given).`);
+  }
+  const seen = new Set<string>();
+  for (const [index, name] of names.entries()) {
+    if (name.trim() === '' || name.length > 100) {
+      throw invalid('known_speaker_names', `known_speaker_names[${index}] must be 1 to 100 characters.`);
+    }
+    if (seen.has(name)) throw invalid('known_speaker_names', `known_speaker_names[${index}] '${name}' is given twice.`);
+    seen.add(name);
+  }
+  const { num_speakers, min_speakers, max_speakers } = counts;
+  if (min_speakers !== undefined && max_speakers !== undefined && min_speakers > max_speakers) {
+    throw invalid('min_speakers', `min_speakers (${min_speakers}) is more than max_speakers (${max_speakers}).`);
+  }
+  options.diarize = {
+    ...(num_speakers !== undefined && { num_speakers }),
+    ...(min_speakers !== undefined && { min_speakers }),
+    ...(max_speakers !== undefined && { max_speakers }),
+  };
+  return names.map((name, index) => ({ name, audio: parseReference(references[index] ?? '', index) }));
 }

@@ -145,6 +145,37 @@ export const sharedSchemas: readonly JsonSchema[] = [
     required: ['task', 'language', 'duration', 'text'],
   },
   {
+    $id: 'TranscriptionDiarized',
+    description:
+      'response_format diarized_json: the text, and its segments split where the speaker changes, each with its speaker.',
+    type: 'object',
+    properties: {
+      task: { type: 'string', enum: ['transcribe'] },
+      duration: { type: 'number', description: 'The audio, in seconds.' },
+      text: { type: 'string' },
+      segments: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            type: { type: 'string', enum: ['transcript.text.segment'] },
+            text: { type: 'string' },
+            speaker: {
+              type: 'string',
+              description: 'A, B, … in order of first appearance, or a known speaker’s name.',
+            },
+            start: { type: 'number' },
+            end: { type: 'number' },
+            id: { type: 'string', description: 'seg_N, from 0.' },
+          },
+          required: ['type', 'text', 'speaker', 'start', 'end', 'id'],
+        },
+      },
+      usage,
+    },
+    required: ['task', 'duration', 'text', 'segments'],
+  },
+  {
     $id: 'TranscriptTextDeltaEvent',
     description: 'A stream event: the next word of the text. Put together, the deltas are the done event’s text.',
     type: 'object',
@@ -158,15 +189,16 @@ export const sharedSchemas: readonly JsonSchema[] = [
   {
     $id: 'TranscriptTextSegmentEvent',
     description:
-      "A stream event of verbose_json streams (earshot extension): a decoded segment, after its deltas, in OpenAI's shape for diarized streams (no speaker). Its end, out of the x-audio-duration header, is how much of the audio is decoded.",
+      "A stream event of diarized_json streams, instead of deltas: a speaker's part of a segment, as OpenAI's. Also of verbose_json streams (earshot extension): a decoded segment, after its deltas, without speaker. Its end, out of the x-audio-duration header, is how much of the audio is decoded.",
     type: 'object',
     properties: {
       type: { type: 'string', enum: ['transcript.text.segment'] },
-      id: { type: 'string', description: 'seg_N, N as verbose_json numbers the segment.' },
+      id: { type: 'string', description: 'seg_N, N as the diarized_json or verbose_json answer numbers the segment.' },
       start: { type: 'number' },
       end: { type: 'number' },
       text: { type: 'string' },
-      words: { type: 'array', items: word, description: 'With word granularity.' },
+      speaker: { type: 'string', description: 'diarized_json streams only: A, B, … or a known speaker’s name.' },
+      words: { type: 'array', items: word, description: 'verbose_json streams with word granularity.' },
     },
     required: ['type', 'id', 'start', 'end', 'text'],
   },
@@ -289,6 +321,7 @@ const STREAM_DESCRIPTION = [
   'With stream=true: server-sent events, one `data:` line each, then `data: [DONE]`.',
   '`transcript.text.delta` (TranscriptTextDeltaEvent) word by word as segments are decoded;',
   'in verbose_json streams also `transcript.text.segment` (TranscriptTextSegmentEvent) after each segment’s deltas;',
+  'in diarized_json streams `transcript.text.segment` events with their speaker instead of deltas;',
   'then `transcript.text.done` (TranscriptTextDoneEvent). A failure after the stream began is sent as `data: {"error": …}` (ErrorResponse).',
 ].join(' ');
 
@@ -321,7 +354,13 @@ export function audioRouteSchema(task: Task): JsonSchema {
         },
         content: {
           'application/json': {
-            schema: { oneOf: [ref('Transcription'), ref('TranscriptionVerbose')] },
+            schema: {
+              oneOf: [
+                ref('Transcription'),
+                ref('TranscriptionVerbose'),
+                ...(translate ? [] : [ref('TranscriptionDiarized')]),
+              ],
+            },
           },
           'text/plain': { schema: { type: 'string', description: 'text, srt or vtt, with a trailing newline.' } },
           'text/event-stream': { schema: { type: 'string', description: STREAM_DESCRIPTION } },

@@ -102,6 +102,8 @@ function fromEngine(failure: EngineFailure): ApiError {
           return new ApiError('audio_too_short', { param: 'file' });
         case 'invalid_options':
           return new ApiError('invalid_value', { detail: failure.detail });
+        case 'invalid_speaker_reference':
+          return new ApiError('invalid_value', { detail: failure.detail }, { param: 'known_speaker_references' });
         case 'model_error':
         case 'bad_message':
           return new ApiError('engine_error', { detail: failure.detail });

@@ -2,17 +2,19 @@
 // it arrives (PyAV needs a seekable file for mp4/m4a); the other parts are collected as fields.
 // The temporary file is the caller's to remove, on every path, with `remove()`.
 //
-// What uploads may hold is bounded: text fields (64 KiB each, 256 KiB per form), uploads received at
-// once (EARSHOT_MAX_CONCURRENT_UPLOADS, and per client), temporary disk space in total and per client (each upload
-// reserves its Content-Length when it starts and keeps its file's size until the file is removed),
+// What uploads may hold is bounded: text fields (64 KiB each, 256 KiB per form, besides up to four speaker
+// reference clips of 1.5 MiB), uploads received at once (EARSHOT_MAX_CONCURRENT_UPLOADS, and per client),
+// temporary disk space in total and per client (each upload reserves its Content-Length when it starts and
+// keeps its file's size, and its speaker references' size, until the file is removed),
 // and time (no byte for EARSHOT_UPLOAD_IDLE_TIMEOUT_MS, or not whole by EARSHOT_REQUEST_TIMEOUT_MS).
 // A refused or stopped upload's file is closed and removed before the answer goes out.
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
+import type { TranscribeOptions } from '../engine/index.ts';
 import type { Readable } from 'node:stream';
 import { ApiError } from '../api-errors.ts';
 import type { FormFields } from '../openai/transcription-request.ts';
@@ -37,6 +39,12 @@ export interface ReceivedForm {
 // the total across fields has no busboy option, so it is counted here.
 export const MAX_FIELD_BYTES = 64 * 1024;
 export const MAX_FORM_FIELD_BYTES = 256 * 1024;
+// Known speakers' reference clips come as base64 data URLs in text fields (as the SDKs send them): 10 s
+// of 44.1 kHz 16-bit mono WAV is 1.2 MB in base64. Only this field may be that long, at most four times
+// (the most OpenAI takes): a form holds at most 6 MiB of them, on top of the other fields' 256 KiB.
+export const SPEAKER_REFERENCE_FIELD = 'known_speaker_references';
+export const MAX_SPEAKER_REFERENCE_BYTES = 1536 * 1024;
+const MAX_SPEAKER_REFERENCE_FIELDS = 4;
 // A refused upload may retry once some upload has finished; a few seconds is the usual wait.
 const RETRY_AFTER_SECONDS = 5;
 
@@ -268,6 +276,9 @@ export async function receiveForm(
   bodiesBeingRead.add(request);
   const fields = new Map<string, string[]>();
   let fieldBytes = 0;
+  // The speaker reference clips are written to disk next to the file (writeSpeakerReferences): their
+  // base64 text is more than the bytes they decode to, so it is what stays reserved for them.
+  let referenceBytes = 0;
   let file: Upload | undefined;
   const stopWriting = new AbortController();
   let writing: Promise<void> | undefined;
@@ -276,7 +287,7 @@ export async function receiveForm(
   let stopped = false;
 
   const readParts = async () => {
-    const limits = { fileSize: maxBytes, files: 1, fieldSize: MAX_FIELD_BYTES };
+    const limits = { fileSize: maxBytes, files: 1, fieldSize: MAX_SPEAKER_REFERENCE_BYTES };
     for await (const part of request.parts({ limits })) {
       if (stopped) {
         if (part.type === 'file') part.file.resume();
@@ -303,15 +314,25 @@ export async function receiveForm(
         file.bytes = part.file.bytesRead;
       } else {
         if (part.fieldnameTruncated) throw new ApiError('invalid_request', { problem: 'long_field_name' });
-        if (part.valueTruncated) {
+        const reference = name === SPEAKER_REFERENCE_FIELD;
+        const fieldLimit = reference ? MAX_SPEAKER_REFERENCE_BYTES : MAX_FIELD_BYTES;
+        const value = part.valueTruncated ? undefined : fieldText(name, part.value);
+        if (value === undefined || Buffer.byteLength(value) > fieldLimit) {
           throw new ApiError(
             'form_too_large',
-            { field: part.fieldname, limitBytes: MAX_FIELD_BYTES, whole: false },
+            { field: part.fieldname, limitBytes: fieldLimit, whole: false },
             { param: name },
           );
         }
-        const value = fieldText(name, part.value);
-        fieldBytes += Buffer.byteLength(value);
+        if (reference && (fields.get(name)?.length ?? 0) >= MAX_SPEAKER_REFERENCE_FIELDS) {
+          throw new ApiError(
+            'invalid_value',
+            { detail: `At most ${MAX_SPEAKER_REFERENCE_FIELDS} known speaker references.` },
+            { param: name },
+          );
+        }
+        if (reference) referenceBytes += Buffer.byteLength(value);
+        else fieldBytes += Buffer.byteLength(value);
         if (fieldBytes > MAX_FORM_FIELD_BYTES) {
           throw new ApiError(
             'form_too_large',
@@ -344,7 +365,8 @@ export async function receiveForm(
     watch.stop();
     reservation.doneReading();
   }
-  if (file) reservation.resize(file.bytes);
+  // Both are parts of the body, so this never exceeds the Content-Length reserved at the start.
+  if (file) reservation.resize(file.bytes + referenceBytes);
   else reservation.release();
   if (!file && fields.has('file')) {
     throw new ApiError(
@@ -355,4 +377,40 @@ export async function receiveForm(
   }
   fields.delete('file');
   return { fields, file };
+}
+
+/**
+ * Writes a request's speaker reference clips next to its upload, for the worker to read; the returned
+ * upload removes them with the audio file. The options name the files (diarize.known_speakers).
+ */
+export async function writeSpeakerReferences(
+  uploads: UploadDirectory,
+  request: { options: TranscribeOptions; speakerReferences: readonly { name: string; audio: Buffer }[] },
+  upload: Upload,
+): Promise<{ options: TranscribeOptions; upload: Upload }> {
+  const { diarize } = request.options;
+  if (!diarize || request.speakerReferences.length === 0) return { options: request.options, upload };
+  const paths: string[] = [];
+  const removeAll = async () => {
+    await Promise.all(paths.map((file) => rm(file, { force: true })));
+    await upload.remove();
+  };
+  try {
+    for (const reference of request.speakerReferences) {
+      const file = uploads.newFilePath();
+      paths.push(file);
+      await writeFile(file, reference.audio, { flag: 'wx' });
+    }
+  } catch (error) {
+    await removeAll();
+    throw error;
+  }
+  const knownSpeakers = request.speakerReferences.map((reference, index) => ({
+    name: reference.name,
+    audio: paths[index] ?? '',
+  }));
+  return {
+    options: { ...request.options, diarize: { ...diarize, known_speakers: knownSpeakers } },
+    upload: { ...upload, remove: removeAll },
+  };
 }

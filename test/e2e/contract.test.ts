@@ -574,7 +574,7 @@ describe('the OpenAI contract, through the OpenAI Node SDK', () => {
         badRequest(
           'response_format',
           'invalid_value',
-          "Invalid value: 'xml'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.",
+          "Invalid value: 'xml'. Supported values are: 'json', 'text', 'srt', 'verbose_json', 'vtt', and 'diarized_json'.",
         ),
       );
     });
@@ -638,13 +638,17 @@ describe('the OpenAI contract, through the OpenAI Node SDK', () => {
       );
     });
 
-    it('diarized_json', async () => {
+    it('diarized_json of a translation', async () => {
       await assert.rejects(
-        client.audio.transcriptions.create({ file: jfk(), model: 'whisper-1', response_format: 'diarized_json' }),
+        client.audio.translations.create({
+          file: jfk(),
+          model: 'whisper-1',
+          response_format: 'diarized_json' as 'json',
+        }),
         badRequest(
           'response_format',
           'unsupported_value',
-          "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet.",
+          "response_format 'diarized_json' is for transcriptions: translations have no speakers.",
         ),
       );
     });

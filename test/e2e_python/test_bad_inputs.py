@@ -656,7 +656,7 @@ def _number(name: str, raw: str, low: float, high: float, whole: bool = False, e
     return f"Invalid {name} '{raw}': use {kind} {span}."
 
 
-RESPONSE_FORMAT_VALUES = "Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'."
+RESPONSE_FORMAT_VALUES = "Supported values are: 'json', 'text', 'srt', 'verbose_json', 'vtt', and 'diarized_json'."
 VAD_KEYS = (
     "threshold, neg_threshold, min_speech_duration_ms, max_speech_duration_s, min_silence_duration_ms, speech_pad_ms"
 )
@@ -679,8 +679,8 @@ FIELD_CASES: list[tuple[str, tuple[Field, ...], str, str | None, str]] = [
      f"Invalid value: '5'. {RESPONSE_FORMAT_VALUES}"),
     ("response_format_xml", (Field("response_format", "xml"),), "invalid_value", "response_format",
      f"Invalid value: 'xml'. {RESPONSE_FORMAT_VALUES}"),
-    ("response_format_diarized_json", (Field("response_format", "diarized_json"),), "unsupported_value",
-     "response_format", "response_format 'diarized_json' needs a diarization model, which earshot does not serve yet."),
+    ("speaker_labels_with_diarized_json", (Field("response_format", "diarized_json"), Field("speaker_labels", "true")),
+     "invalid_value", "speaker_labels", "speaker_labels needs response_format 'srt' or 'vtt' (diarized_json always has them)."),
     ("timestamp_granularities_char", (Field("response_format", "verbose_json"),
                                       Field("timestamp_granularities[]", "char")),
      "invalid_value", "timestamp_granularities",

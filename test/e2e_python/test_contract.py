@@ -384,7 +384,7 @@ def test_unknown_response_format(client: OpenAI, jfk: BinaryIO) -> None:
         status=400,
         param="response_format",
         code="invalid_value",
-        message="Invalid value: 'xml'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.",
+        message="Invalid value: 'xml'. Supported values are: 'json', 'text', 'srt', 'verbose_json', 'vtt', and 'diarized_json'.",
     )
 
 
@@ -406,8 +406,8 @@ def test_audio_shorter_than_a_tenth_of_a_second(client: OpenAI) -> None:
     assert_api_error(caught.value, status=400, param="file", code="audio_too_short")
 
 
-def test_diarized_json_is_unsupported(client: OpenAI, jfk: BinaryIO) -> None:
+def test_diarized_json_of_a_translation_is_unsupported(client: OpenAI, jfk: BinaryIO) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.audio.transcriptions.create(file=jfk, model=MODEL, response_format="diarized_json")
+        client.audio.translations.create(file=jfk, model=MODEL, response_format="diarized_json")  # type: ignore[arg-type]
 
     assert_api_error(caught.value, status=400, param="response_format", code="unsupported_value")

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { EngineSegment, EngineWord, Transcript } from '../../src/engine/index.ts';
-import { renderTranscript, transcriptText, usageOf } from '../../src/openai/formatters.ts';
+import { renderTranscript, speakerSegments, transcriptText, usageOf } from '../../src/openai/formatters.ts';
 import type { FormatOptions, ResponseFormat } from '../../src/openai/formatters.ts';
 import { languageName, normaliseLanguage, supportedLanguageCodes } from '../../src/openai/languages.ts';
 
@@ -454,5 +454,81 @@ describe('languages', () => {
     assert.equal(normaliseLanguage('en-US'), undefined);
     assert.equal(normaliseLanguage('constructor'), undefined);
     assert.equal(normaliseLanguage('__proto__'), undefined);
+  });
+});
+
+describe('diarized transcripts', () => {
+  const word = (text: string, start: number, end: number, speaker?: string): EngineWord => ({
+    word: text,
+    start,
+    end,
+    probability: 0.9,
+    ...(speaker !== undefined && { speaker }),
+  });
+  const labelled = (words: EngineWord[], speaker: string): EngineSegment => ({
+    ...segment(words[0]?.start ?? 0, words.at(-1)?.end ?? 0, words.map((w) => w.word).join(''), words),
+    speaker,
+  });
+  // A segment whose last two words are B's, then a segment of B alone.
+  const conversation = () =>
+    transcript(
+      [
+        labelled(
+          [
+            word(' Hello', 0, 0.5, 'A'),
+            word(' there.', 0.5, 1.0, 'A'),
+            word(' Hi', 1.4, 1.7, 'B'),
+            word(' Ada.', 1.7, 2.1, 'B'),
+          ],
+          'A',
+        ),
+        labelled([word(' How', 2.5, 2.8, 'B'), word(' are you?', 2.8, 3.4, 'B')], 'B'),
+      ],
+      3.6,
+    );
+
+  it("answers OpenAI's diarized_json: segments split where the speaker changes, numbered seg_N, usage in seconds", () => {
+    const body = JSON.parse(render(conversation(), 'diarized_json')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body), ['task', 'duration', 'text', 'segments', 'usage']);
+    assert.equal(body.task, 'transcribe');
+    assert.equal(body.duration, 3.6);
+    assert.equal(body.text, 'Hello there. Hi Ada. How are you?');
+    assert.deepEqual(body.usage, { type: 'duration', seconds: 4 });
+    assert.deepEqual(body.segments, [
+      { type: 'transcript.text.segment', text: ' Hello there.', speaker: 'A', start: 0, end: 1.0, id: 'seg_0' },
+      { type: 'transcript.text.segment', text: ' Hi Ada.', speaker: 'B', start: 1.4, end: 2.1, id: 'seg_1' },
+      { type: 'transcript.text.segment', text: ' How are you?', speaker: 'B', start: 2.5, end: 3.4, id: 'seg_2' },
+    ]);
+    assert.equal(
+      renderTranscript(conversation(), 'diarized_json', NONE).contentType,
+      'application/json; charset=utf-8',
+    );
+  });
+
+  it('keeps a segment whole when its words carry no speaker, with the segment speaker', () => {
+    const whole = { ...segment(0, 2, ' Two words.', [word(' Two', 0, 1), word(' words.', 1, 2)]), speaker: 'C' };
+    assert.deepEqual(speakerSegments(whole), [{ start: 0, end: 2, text: ' Two words.', speaker: 'C' }]);
+    assert.deepEqual(speakerSegments(segment(0, 1, ' No words.')), [
+      { start: 0, end: 1, text: ' No words.', speaker: 'A' },
+    ]);
+  });
+
+  it('labels srt cues [A] and vtt cues with a voice span, one cue per speaker part; escapes voice names', () => {
+    assert.equal(
+      render(conversation(), 'srt'),
+      '1\n00:00:00,000 --> 00:00:01,000\n[A] Hello there.\n\n' +
+        '2\n00:00:01,400 --> 00:00:02,100\n[B] Hi Ada.\n\n' +
+        '3\n00:00:02,500 --> 00:00:03,400\n[B] How are you?\n\n',
+    );
+    assert.equal(
+      render(conversation(), 'vtt'),
+      'WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v A>Hello there.\n\n' +
+        '00:00:01.400 --> 00:00:02.100\n<v B>Hi Ada.\n\n' +
+        '00:00:02.500 --> 00:00:03.400\n<v B>How are you?\n\n',
+    );
+    const odd = transcript([labelled([word(' Yes.', 0, 1, 'Tom & <Jerry>\n')], 'Tom & <Jerry>\n')]);
+    assert.equal(render(odd, 'vtt'), 'WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n<v Tom &amp; &lt;Jerry&gt; >Yes.\n\n');
+    // Without speakers, cues are unlabelled as before.
+    assert.equal(render(transcript([segment(0, 1, ' Plain.')]), 'srt'), '1\n00:00:00,000 --> 00:00:01,000\nPlain.\n\n');
   });
 });

@@ -9,7 +9,7 @@ import { errorKinds } from '../../src/api-errors.ts';
 import { Metrics } from '../../src/metrics.ts';
 import type { Transcript } from '../../src/engine/index.ts';
 import { renderTranscript } from '../../src/openai/formatters.ts';
-import { deltaEvent, doneEvent, segmentEvent, verboseDoneEvent } from '../../src/openai/stream-events.ts';
+import { deltaEvent, doneEvent, SegmentEvents, verboseDoneEvent } from '../../src/openai/stream-events.ts';
 import { formFieldSchemas } from '../../src/openai/transcription-request.ts';
 import { compareShapes, openaiAudioTypes, schemaShape, SDK_SOURCES, type Shape } from '../support/openai-types.ts';
 import { stubApp, type StubApp } from '../support/stub-app.ts';
@@ -34,11 +34,13 @@ const KEY = 'docs-test-key-0123456789';
  * Where earshot knowingly differs from OpenAI's types. The done event's usage: OpenAI's streaming models
  * (gpt-4o-transcribe) bill tokens, so its SDK types the event's usage as token usage; earshot's models
  * are Whisper's, which OpenAI bills by duration, and earshot's done event carries the duration usage of
- * its json answer (README, "Compatibility").
+ * its json answer (README, "Compatibility"). The segment event's speaker: earshot sends the event in
+ * verbose_json streams too, whose segments have no speaker.
  */
 const KNOWN_DIFFERENCES = [
   "TranscriptTextDoneEvent.usage.type: values duration are not OpenAI's",
   "TranscriptTextDoneEvent.usage.type: OpenAI's values tokens are missing",
+  'TranscriptTextSegmentEvent.speaker: OpenAI requires it',
 ];
 
 describe('the OpenAPI document', () => {
@@ -143,7 +145,11 @@ describe('the OpenAPI document', () => {
     };
     assert.deepEqual(Object.keys(ok.content).sort(), ['application/json', 'text/event-stream', 'text/plain']);
     assert.deepEqual(ok.content['application/json']?.schema, {
-      oneOf: [{ $ref: '#/components/schemas/Transcription' }, { $ref: '#/components/schemas/TranscriptionVerbose' }],
+      oneOf: [
+        { $ref: '#/components/schemas/Transcription' },
+        { $ref: '#/components/schemas/TranscriptionVerbose' },
+        { $ref: '#/components/schemas/TranscriptionDiarized' },
+      ],
     });
     assert.ok(ok.headers['x-audio-duration']);
     for (const event of ['TranscriptTextDeltaEvent', 'TranscriptTextSegmentEvent', 'TranscriptTextDoneEvent']) {
@@ -174,17 +180,12 @@ describe('the OpenAPI document', () => {
         'transcriptions',
         form('/v1/audio/transcriptions'),
         sdk.interfaceShape(SDK_SOURCES.transcriptions, 'TranscriptionCreateParamsBase'),
-        // Diarization needs a model earshot does not have; it answers 400 unsupported_value.
-        { 'transcriptions.response_format': ['diarized_json'] },
       );
       assert.deepEqual(compared.disagreements, []);
-      // Not served: diarization's known speakers (README, "Compatibility").
-      assert.deepEqual(compared.onlyTheirs.sort(), [
-        'transcriptions.known_speaker_names',
-        'transcriptions.known_speaker_references',
-      ]);
+      assert.deepEqual(compared.onlyTheirs, []);
       assertMarkedExtensions(schema, compared.onlyOurs);
       assert.ok(compared.onlyOurs.includes('transcriptions.beam_size'));
+      assert.ok(compared.onlyOurs.includes('transcriptions.num_speakers'));
     });
 
     it('translation request fields', () => {
@@ -205,6 +206,7 @@ describe('the OpenAPI document', () => {
       for (const [name, theirs] of [
         ['Transcription', 'Transcription'],
         ['TranscriptionVerbose', 'TranscriptionVerbose'],
+        ['TranscriptionDiarized', 'TranscriptionDiarized'],
         ['TranscriptTextDeltaEvent', 'TranscriptionTextDeltaEvent'],
         ['TranscriptTextDoneEvent', 'TranscriptionTextDoneEvent'],
         ['TranscriptTextSegmentEvent', 'TranscriptionTextSegmentEvent'],
@@ -277,7 +279,27 @@ describe('the OpenAPI document', () => {
     );
     assertFits('TranscriptionVerbose', JSON.parse(renderTranscript(transcript, 'verbose_json', both).body));
     assertFits('TranscriptTextDeltaEvent', event(deltaEvent({ delta: 'Ask', logprobs: segment.logprobs })));
-    assertFits('TranscriptTextSegmentEvent', event(segmentEvent(segment, 0, true)));
+    // A diarized transcript: the speakers on its words split its segment in two.
+    const diarized: Transcript = {
+      ...transcript,
+      segments: [
+        {
+          ...segment,
+          speaker: 'A',
+          words: [
+            { word: ' Ask', start: 0, end: 1, probability: 0.9, speaker: 'A' },
+            { word: ' not.', start: 1, end: 2.5, probability: 0.9, speaker: 'B' },
+          ],
+        },
+      ],
+    };
+    assertFits('TranscriptionDiarized', JSON.parse(renderTranscript(diarized, 'diarized_json', both).body));
+    for (const line of [
+      ...new SegmentEvents({ speakers: false, words: true }).push(segment),
+      ...new SegmentEvents({ speakers: true }).push(diarized.segments[0] ?? segment),
+    ]) {
+      assertFits('TranscriptTextSegmentEvent', event(line));
+    }
     assertFits('TranscriptTextDoneEvent', event(doneEvent(transcript, true)));
     // A verbose_json stream's done event: the verbose_json answer, with the event's type.
     const { type, ...verbose } = event(verboseDoneEvent(transcript, both)) as Record<string, unknown>;

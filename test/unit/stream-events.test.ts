@@ -9,7 +9,7 @@ import {
   DONE_EVENT,
   doneEvent,
   errorEvent,
-  segmentEvent,
+  SegmentEvents,
   verboseDoneEvent,
   type TextDelta,
 } from '../../src/openai/stream-events.ts';
@@ -355,12 +355,15 @@ describe('server-sent event strings', () => {
         { word: ' not.', start: 2, end: 3.25, probability: 0.8 },
       ],
     };
-    const event = segmentEvent(decoded, 2, false);
+    const events = new SegmentEvents({ speakers: false, words: false });
+    const [first, second] = [...events.push(segment(' Before.')), ...events.push(decoded)];
+    assert.ok(first?.includes('"id":"seg_0"'), first);
     assert.equal(
-      event,
-      'data: {"type":"transcript.text.segment","id":"seg_2","start":1.5,"end":3.25,"text":" Ask not."}\n\n',
+      second,
+      'data: {"type":"transcript.text.segment","text":" Ask not.","start":1.5,"end":3.25,"id":"seg_1"}\n\n',
     );
-    assert.deepEqual((JSON.parse(segmentEvent(decoded, 0, true).slice(6)) as { words: unknown }).words, [
+    const [withWords] = new SegmentEvents({ speakers: false, words: true }).push(decoded);
+    assert.deepEqual((JSON.parse(withWords?.slice(6) ?? '') as { words: unknown }).words, [
       { word: 'Ask', start: 1.5, end: 2 },
       { word: 'not.', start: 2, end: 3.25 },
     ]);
@@ -381,5 +384,31 @@ describe('server-sent event strings', () => {
       errorEvent({ error: { message: 'boom', type: 'server_error', param: null, code: 'engine_crashed' } }),
       'data: {"error":{"message":"boom","type":"server_error","param":null,"code":"engine_crashed"}}\n\n',
     );
+  });
+});
+
+describe('SegmentEvents: diarized streams', () => {
+  it('sends one transcript.text.segment event per speaker part, numbered across segments as the body numbers them', () => {
+    const events = new SegmentEvents({ speakers: true });
+    const words = (spoken: [string, number, number, string][]) =>
+      spoken.map(([word, start, end, speaker]) => ({ word, start, end, probability: 1, speaker }));
+    const first: EngineSegment = {
+      ...segment(' One two.'),
+      end: 2,
+      speaker: 'A',
+      words: words([
+        [' One', 0, 1, 'A'],
+        [' two.', 1, 2, 'B'],
+      ]),
+    };
+    const second: EngineSegment = { ...segment(' Three.'), start: 2.5, end: 3, speaker: 'B', words: null };
+    const sent = [...events.push(first), ...events.push(second)].map(
+      (line) => JSON.parse(line.slice('data: '.length)) as Record<string, unknown>,
+    );
+    assert.deepEqual(sent, [
+      { type: 'transcript.text.segment', text: ' One', speaker: 'A', start: 0, end: 1, id: 'seg_0' },
+      { type: 'transcript.text.segment', text: ' two.', speaker: 'B', start: 1, end: 2, id: 'seg_1' },
+      { type: 'transcript.text.segment', text: ' Three.', speaker: 'B', start: 2.5, end: 3, id: 'seg_2' },
+    ]);
   });
 });

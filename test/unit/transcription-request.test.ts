@@ -69,7 +69,12 @@ describe('transcription request fields', () => {
     rejects(form({}), 'model', 'missing_model');
     rejects(form({ model: '  ' }), 'model', 'missing_model');
     rejects(form({ model: 'm', response_format: 'xml' }), 'response_format', 'invalid_value');
-    rejects(form({ model: 'm', response_format: 'diarized_json' }), 'response_format', 'unsupported_value');
+    rejects(
+      form({ model: 'm', response_format: 'diarized_json' }),
+      'response_format',
+      'unsupported_value',
+      'translate',
+    );
     rejects(form({ model: 'm', temperature: '1.5' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: 'hot' }), 'temperature', 'invalid_value');
     rejects(form({ model: 'm', temperature: '-0.1' }), 'temperature', 'invalid_value');
@@ -345,5 +350,96 @@ describe('transcription request fields', () => {
   it('lists unknown fields for logging instead of rejecting them', () => {
     assert.deepEqual(unknownFields(form({ model: 'm', user: 'x', beam: '5' }), 'transcribe'), ['user', 'beam']);
     assert.doesNotThrow(() => parseTranscriptionRequest(form({ model: 'm', user: 'x' }), 'transcribe'));
+  });
+
+  it('diarized_json: the diarize option with the speaker counts; known speakers decoded from their data URLs', () => {
+    const plain = parseTranscriptionRequest(form({ model: 'm', response_format: 'diarized_json' }), 'transcribe');
+    assert.equal(plain.responseFormat, 'diarized_json');
+    assert.deepEqual(plain.options.diarize, {});
+    assert.deepEqual(plain.speakerReferences, []);
+    assert.equal(plain.stream, false);
+    const counted = parseTranscriptionRequest(
+      form({ model: 'm', response_format: 'diarized_json', num_speakers: '2', min_speakers: '1', max_speakers: '3' }),
+      'transcribe',
+    );
+    assert.deepEqual(counted.options.diarize, { num_speakers: 2, min_speakers: 1, max_speakers: 3 });
+    const wav = Buffer.from('RIFF\x00\x00\x00\x00WAVE');
+    const known = parseTranscriptionRequest(
+      form({
+        model: 'm',
+        response_format: 'diarized_json',
+        stream: 'true',
+        known_speaker_names: ['ada', 'bo'],
+        known_speaker_references: [
+          `data:audio/wav;base64,${wav.toString('base64')}`,
+          `data:;base64,${Buffer.from('mp3').toString('base64')}`,
+        ],
+      }),
+      'transcribe',
+    );
+    assert.equal(known.stream, true);
+    assert.deepEqual(
+      known.speakerReferences.map(({ name, audio }) => [name, audio.toString('latin1')]),
+      [
+        ['ada', wav.toString('latin1')],
+        ['bo', 'mp3'],
+      ],
+    );
+    // srt and vtt diarize only when asked for labels.
+    const srt = parseTranscriptionRequest(
+      form({ model: 'm', response_format: 'srt', speaker_labels: 'true' }),
+      'transcribe',
+    );
+    assert.deepEqual(srt.options.diarize, {});
+    const unlabelled = parseTranscriptionRequest(
+      form({ model: 'm', response_format: 'vtt', speaker_labels: 'false' }),
+      'transcribe',
+    );
+    assert.equal(unlabelled.options.diarize, undefined);
+  });
+
+  it('rejects bad diarization fields with 400 invalid_value naming the field', () => {
+    const diarized = (fields: Record<string, string | string[]>) =>
+      form({ model: 'm', response_format: 'diarized_json', ...fields });
+    const clip = `data:audio/wav;base64,${Buffer.from('RIFF').toString('base64')}`;
+    const cases: [FormFields, string][] = [
+      [diarized({ num_speakers: '0' }), 'num_speakers'],
+      [diarized({ max_speakers: 'two' }), 'max_speakers'],
+      [diarized({ min_speakers: '1.5' }), 'min_speakers'],
+      [diarized({ min_speakers: '3', max_speakers: '2' }), 'min_speakers'],
+      [diarized({ known_speaker_names: ['ada'] }), 'known_speaker_references'],
+      [diarized({ known_speaker_references: [clip] }), 'known_speaker_names'],
+      [
+        diarized({ known_speaker_names: ['ada'], known_speaker_references: ['https://x/a.wav'] }),
+        'known_speaker_references',
+      ],
+      [
+        diarized({ known_speaker_names: ['ada'], known_speaker_references: ['data:audio/wav;base64,%%%'] }),
+        'known_speaker_references',
+      ],
+      [
+        diarized({ known_speaker_names: ['ada'], known_speaker_references: ['data:text/plain;base64,QUJD'] }),
+        'known_speaker_references',
+      ],
+      [
+        diarized({ known_speaker_names: ['ada'], known_speaker_references: ['data:audio/wav;base64,'] }),
+        'known_speaker_references',
+      ],
+      [
+        diarized({ known_speaker_names: ['ada', 'ada'], known_speaker_references: [clip, clip] }),
+        'known_speaker_names',
+      ],
+      [diarized({ known_speaker_names: [' '], known_speaker_references: [clip] }), 'known_speaker_names'],
+      [
+        diarized({ known_speaker_names: ['a', 'b', 'c', 'd', 'e'], known_speaker_references: Array(5).fill(clip) }),
+        'known_speaker_names',
+      ],
+      // Knobs of diarization without a diarized response.
+      [form({ model: 'm', num_speakers: '2' }), 'num_speakers'],
+      [form({ model: 'm', known_speaker_names: ['ada'], known_speaker_references: [clip] }), 'known_speaker_names'],
+      [form({ model: 'm', response_format: 'json', speaker_labels: 'true' }), 'speaker_labels'],
+      [form({ model: 'm', response_format: 'srt', speaker_labels: 'maybe' }), 'speaker_labels'],
+    ];
+    for (const [fields, param] of cases) rejects(fields, param, 'invalid_value');
   });
 });

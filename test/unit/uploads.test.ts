@@ -2,7 +2,7 @@
 // sizes, uploads at once, temporary disk space in total and per client. Each refusal is OpenAI's
 // error shape, and no temporary file is left behind.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -11,7 +11,12 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
 import type { Engine, ModelRegistry, Transcript } from '../../src/engine/index.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { MAX_FIELD_BYTES, MAX_FORM_FIELD_BYTES, UploadBudget } from '../../src/server/uploads.ts';
+import {
+  MAX_FIELD_BYTES,
+  MAX_FORM_FIELD_BYTES,
+  MAX_SPEAKER_REFERENCE_BYTES,
+  UploadBudget,
+} from '../../src/server/uploads.ts';
 
 const BOUNDARY = 'earshot-unit-boundary';
 
@@ -264,6 +269,128 @@ describe('one client sending slowly (real sockets, stub engine)', () => {
       for (const socket of sockets) socket.destroy();
       await app.close();
       await rm(tmpDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('speaker reference clips (app with a stub engine)', () => {
+  const dataUrl = (bytes: Buffer) => `data:audio/wav;base64,${bytes.toString('base64')}`;
+  type KnownSpeakers = { name: string; audio: string }[];
+  type EngineJob = { options: { diarize?: { known_speakers?: KnownSpeakers } } };
+
+  async function referenceApp(
+    env: Record<string, string>,
+    transcribe: (model: unknown, job: EngineJob) => Promise<Transcript>,
+  ) {
+    const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'earshot-unit-references-'));
+    const config = loadConfig([], { EARSHOT_TMP_DIR: tmpDir, EARSHOT_LOG_LEVEL: 'silent', ...env });
+    const registry = {
+      resolve: (name: string) => ({ id: name, source: { kind: 'bundled' } }),
+    } as unknown as ModelRegistry;
+    const app = await buildApp({ config, engine: { transcribe } as unknown as Engine, registry });
+    const send = (fields: [string, string][]) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/audio/transcriptions',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+        payload: multipart(fields),
+      });
+    const files = async () => {
+      const [directory] = await readdir(tmpDir);
+      return readdir(path.join(tmpDir, directory ?? ''));
+    };
+    const close = async () => {
+      await app.close();
+      await rm(tmpDir, { recursive: true, force: true });
+    };
+    return { send, files, close };
+  }
+
+  it('writes each clip next to the upload for the worker, keeps it reserved with the file and removes both', async () => {
+    const seen: { name: string; bytes: Buffer }[] = [];
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let jobs = 0;
+    // One client's disk share of 3 MiB: its first job holds the file and two 1 MiB clips (2.7 MiB of base64).
+    const server = await referenceApp({ EARSHOT_MAX_UPLOAD_DISK_BYTES_PER_CLIENT: '3MiB' }, async (_model, job) => {
+      for (const known of job.options.diarize?.known_speakers ?? []) {
+        seen.push({ name: known.name, bytes: await readFile(known.audio) });
+      }
+      jobs++;
+      if (jobs === 1) await held;
+      return TRANSCRIPT;
+    });
+    try {
+      const ada = Buffer.alloc(1024 * 1024, 1);
+      const bo = Buffer.alloc(1024 * 1024, 2);
+      // inject() sends when awaited: the first request runs meanwhile.
+      const first = Promise.resolve(
+        server.send([
+          ['model', 'whisper-1'],
+          ['response_format', 'diarized_json'],
+          ['known_speaker_names[]', 'ada'],
+          ['known_speaker_names[]', 'bo'],
+          ['known_speaker_references[]', dataUrl(ada)],
+          ['known_speaker_references[]', dataUrl(bo)],
+        ]),
+      );
+      while (jobs === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(
+        seen.map(({ name, bytes }) => [name, bytes.equals(name === 'ada' ? ada : bo)]),
+        [
+          ['ada', true],
+          ['bo', true],
+        ],
+      );
+      assert.equal((await server.files()).length, 3, 'the file and the two clips');
+      // While the first job runs its clips count against the client's share: 1.2 MiB more does not fit.
+      const refused = await server.send([
+        ['model', 'whisper-1'],
+        ['response_format', 'diarized_json'],
+        ['known_speaker_names[]', 'cy'],
+        ['known_speaker_references[]', dataUrl(Buffer.alloc(900 * 1024, 3))],
+      ]);
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, 'client_upload_limit');
+      release();
+      assert.equal((await first).statusCode, 200);
+      assert.deepEqual(await server.files(), [], 'the clips are removed with the file');
+    } finally {
+      release();
+      await server.close();
+    }
+  });
+
+  it('refuses a reference over 1.5 MiB with 413 and a fifth one with 400, naming the field; no file is left', async () => {
+    const server = await referenceApp({}, async () => TRANSCRIPT);
+    try {
+      const tooLong = await server.send([
+        ['model', 'whisper-1'],
+        ['response_format', 'diarized_json'],
+        ['known_speaker_names[]', 'ada'],
+        ['known_speaker_references[]', `data:audio/wav;base64,${'A'.repeat(MAX_SPEAKER_REFERENCE_BYTES)}`],
+      ]);
+      assert.equal(tooLong.statusCode, 413, tooLong.body);
+      assert.equal(tooLong.json<{ error: { param: string } }>().error.param, 'known_speaker_references');
+      const clip = dataUrl(Buffer.alloc(3000, 1));
+      const fields: [string, string][] = [
+        ['model', 'whisper-1'],
+        ['response_format', 'diarized_json'],
+      ];
+      for (let i = 0; i < 5; i++) fields.push(['known_speaker_names[]', `s${i}`], ['known_speaker_references[]', clip]);
+      const fifth = await server.send(fields);
+      assert.equal(fifth.statusCode, 400, fifth.body);
+      assert.equal(fifth.json<{ error: { param: string } }>().error.param, 'known_speaker_references');
+      // A field other than the references keeps its 64 KiB limit.
+      const prompt = await server.send([
+        ['model', 'whisper-1'],
+        ['prompt', 'p'.repeat(MAX_FIELD_BYTES + 1)],
+      ]);
+      assert.equal(prompt.statusCode, 413);
+      assert.equal(prompt.json<{ error: { param: string } }>().error.param, 'prompt');
+      assert.deepEqual(await server.files(), []);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -58,6 +58,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="decode long audio with the batched pipeline, this many chunks at a time (0: never)")
     parser.add_argument("--long-audio-seconds", type=float, default=60.0,
                         help="audio at least this long counts as long")
+    parser.add_argument("--diarization-model", default=None,
+                        help="speaker embedding model directory for diarization (default: the bundled one)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET"])
     return parser.parse_args(argv)
@@ -173,6 +175,10 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     name = args.name or args.model
+    if args.diarization_model:
+        from pathlib import Path
+        from . import diarize
+        diarize.model_directory = Path(args.diarization_model)
     started = time.monotonic()
     try:
         model = load_model(args.model, args.device, args.compute_type, args.cpu_threads,

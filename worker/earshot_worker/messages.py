@@ -32,7 +32,8 @@ from typing import BinaryIO, Callable, Literal, TypedDict, Union
 # These types mirror the contract (contract.schema.json, generated from src/engine/messages.ts);
 # worker/tests/test_worker_contract.py checks that each has exactly the fields its schema has.
 
-ErrorCode = Literal["invalid_audio", "audio_too_short", "audio_too_long", "invalid_options", "model_error", "cancelled", "bad_message"]
+ErrorCode = Literal["invalid_audio", "audio_too_short", "audio_too_long", "invalid_options",
+                    "invalid_speaker_reference", "model_error", "cancelled", "bad_message"]
 FatalCode = Literal["model_load_failed", "bad_arguments"]
 
 
@@ -43,6 +44,18 @@ class VadParameters(TypedDict, total=False):
     max_speech_duration_s: float
     min_silence_duration_ms: int
     speech_pad_ms: int
+
+
+class KnownSpeakerOption(TypedDict):
+    name: str
+    audio: str
+
+
+class DiarizeOptions(TypedDict, total=False):
+    num_speakers: int
+    min_speakers: int
+    max_speakers: int
+    known_speakers: list[KnownSpeakerOption]
 
 
 class TranscribeOptions(TypedDict, total=False):
@@ -67,6 +80,7 @@ class TranscribeOptions(TypedDict, total=False):
     logprobs: bool
     batch_size: int
     fit_window: bool
+    diarize: DiarizeOptions
 
 
 class JobSpec(TypedDict):
@@ -75,11 +89,15 @@ class JobSpec(TypedDict):
     options: TranscribeOptions
 
 
-class WordMessage(TypedDict):
+class _Word(TypedDict):
     word: str
     start: float
     end: float
     probability: float
+
+
+class WordMessage(_Word, total=False):
+    speaker: str  # with diarize
 
 
 class TokenLogprob(TypedDict):
@@ -88,7 +106,7 @@ class TokenLogprob(TypedDict):
     bytes: list[int]
 
 
-class SegmentMessage(TypedDict):
+class _Segment(TypedDict):
     id: int
     seek: int
     start: float
@@ -101,6 +119,10 @@ class SegmentMessage(TypedDict):
     no_speech_prob: float
     words: list[WordMessage] | None
     logprobs: list[TokenLogprob] | None
+
+
+class SegmentMessage(_Segment, total=False):
+    speaker: str  # with diarize
 
 
 class ReadyEvent(TypedDict):

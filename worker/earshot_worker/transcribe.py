@@ -455,12 +455,23 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         check_options(job)
         options = {name: value for name, value in job.options.items() if name not in WORKER_OPTIONS}
         want_logprobs = bool(job.options.get("logprobs"))
+        wants_speakers = job.options.get("diarize")
+        if wants_speakers is not None:
+            # Speakers are given per word, by its timestamps.
+            options["word_timestamps"] = True
         if want_logprobs:
             # Token probabilities come from the alignment pass that word timestamps run.
             options["word_timestamps"] = True
             recorder.start()
         if audio is None:
             audio = decode(job.audio, max_audio_seconds)
+        speakers = None
+        if wants_speakers is not None:
+            from .diarize import ReferenceProblem, diarize_job  # only workers that diarize load it
+            try:
+                speakers = diarize_job(wants_speakers, audio, decode)
+            except ReferenceProblem as problem:
+                raise JobError("invalid_speaker_reference", str(problem)) from problem
         batch_size = job.options.get("batch_size")
         if batch_size is None:
             batch_size = long_audio.batch_size_for(job.options, audio.size / SAMPLING_RATE)
@@ -496,7 +507,11 @@ def run_job(model: WhisperModel, job: Job, send: Send,
             if want_logprobs:
                 text_tokens = [token for token in segment.tokens if token < eot]
                 logprobs = recorder.take(text_tokens, model.hf_tokenizer)
-            send({"type": "segment", "job": job.id, "segment": segment_message(segment, logprobs)})
+            message = segment_message(segment, logprobs)
+            if speakers is not None:
+                from .diarize import label_segment
+                label_segment(message, speakers)
+            send({"type": "segment", "job": job.id, "segment": message})
         if job.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
         send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})

@@ -38,9 +38,11 @@ def test_each_typed_dict_has_exactly_the_fields_of_its_schema(typed: Any, defini
 
 def test_segment_word_and_logprob_types_match_their_schemas() -> None:
     segment = contract.DEFINITIONS["SegmentEvent"]["properties"]["segment"]
-    assert set(messages.SegmentMessage.__annotations__) == set(segment["required"]) == set(segment["properties"])
+    assert set(messages.SegmentMessage.__annotations__) == set(segment["properties"])
+    assert set(messages.SegmentMessage.__required_keys__) == set(segment["required"])
     word = segment["properties"]["words"]["anyOf"][0]["items"]
-    assert set(messages.WordMessage.__annotations__) == set(word["required"])
+    assert set(messages.WordMessage.__annotations__) == set(word["properties"])
+    assert set(messages.WordMessage.__required_keys__) == set(word["required"])
     logprob = segment["properties"]["logprobs"]["anyOf"][0]["items"]
     assert set(messages.TokenLogprob.__annotations__) == set(logprob["required"])
 
@@ -54,7 +56,7 @@ def test_error_and_fatal_codes_are_the_contracts() -> None:
 
 
 def test_option_lists_come_from_the_schema() -> None:
-    assert WORKER_OPTIONS == {"logprobs", "batch_size", "fit_window"}
+    assert WORKER_OPTIONS == {"logprobs", "batch_size", "fit_window", "diarize"}
     assert ALLOWED_OPTIONS | WORKER_OPTIONS == set(contract.DEFINITIONS["TranscribeOptions"]["properties"])
     assert "language" in ALLOWED_OPTIONS and "clip_timestamps" not in ALLOWED_OPTIONS
 

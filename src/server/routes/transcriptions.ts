@@ -18,7 +18,7 @@ import {
   DONE_EVENT,
   doneEvent,
   errorEvent,
-  segmentEvent,
+  SegmentEvents,
   verboseDoneEvent,
 } from '../../openai/stream-events.ts';
 import {
@@ -31,7 +31,7 @@ import { audioRouteSchema } from '../api-schemas.ts';
 import type { AppDependencies } from '../context.ts';
 import { toApiError } from '../error-translation.ts';
 import { clientIdentity } from '../plugins/auth.ts';
-import { receiveForm, type Upload, type UploadDirectory } from '../uploads.ts';
+import { receiveForm, writeSpeakerReferences, type Upload, type UploadDirectory } from '../uploads.ts';
 
 /** An AbortSignal that fires when the client goes away before its response is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
@@ -46,7 +46,10 @@ function clientGone(reply: FastifyReply): AbortSignal {
 interface Job {
   task: Task;
   request: TranscriptionRequest;
+  /** The request's engine options, with the paths of its speaker reference files. */
+  options: TranscriptionRequest['options'];
   model: ResolvedModel;
+  /** The audio file, and the speaker reference files: removed with it. */
   upload: Upload;
 }
 
@@ -75,7 +78,7 @@ export async function transcriptionRoutes(
         {
           audioPath: job.upload.path,
           task: job.task,
-          options: job.request.options,
+          options: job.options,
           listener: { ...listener, onQueued },
         },
         clientGone(reply),
@@ -106,7 +109,14 @@ export async function transcriptionRoutes(
     const splitter = new DeltaSplitter();
     const { includeLogprobs, responseFormat, granularities } = job.request;
     const verbose = responseFormat === 'verbose_json';
-    let segments = 0;
+    // diarized_json sends its speakers' parts instead of deltas, as OpenAI's recorded streams do;
+    // verbose_json sends each segment after its deltas.
+    const diarized = responseFormat === 'diarized_json';
+    const segmentEvents = diarized
+      ? new SegmentEvents({ speakers: true })
+      : verbose
+        ? new SegmentEvents({ speakers: false, words: granularities.has('word') })
+        : undefined;
     // The events go out through Fastify (reply.send of a stream), never a hand-written head, so every
     // header that hooks and plugins set (x-request-id, CORS, …) is on the response as on any other.
     const events = new PassThrough();
@@ -130,8 +140,8 @@ export async function transcriptionRoutes(
       transcript = await transcribe(job, request, reply, {
         onInfo: start,
         onSegment: (segment) => {
-          for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
-          if (verbose) write(segmentEvent(segment, segments++, granularities.has('word')));
+          if (!diarized) for (const delta of splitter.push(segment, includeLogprobs)) write(deltaEvent(delta));
+          for (const part of segmentEvents?.push(segment) ?? []) write(part);
         },
       });
     } catch (error) {
@@ -173,7 +183,8 @@ export async function transcriptionRoutes(
       if (!form.file) throw new ApiError('missing_file');
       const model = await deps.registry.resolve(parsed.model);
       if (!model) throw new ApiError('model_not_found', { model: parsed.model });
-      job = { task, request: parsed, model, upload: form.file };
+      const { options, upload } = await writeSpeakerReferences(deps.uploads, parsed, form.file);
+      job = { task, request: parsed, options, model, upload };
     } catch (error) {
       await form.file?.remove();
       throw error;
