@@ -479,13 +479,29 @@ def items_of(result: SessionResult) -> list[Item]:
                   key=lambda i: i.started or i.first_seen)
 
 
-def turn_records(result: SessionResult, placements: list[Placement]) -> list[dict[str, Any]]:
-    """Items given to turns by when their speech_started arrived: turn k owns the stream from the start of
-    its audio to the start of the next turn's."""
+def positions(result: SessionResult, items: list[Item]) -> tuple[list[float], str]:
+    """Where in the stream each item's speech began: the server's audio_start_ms where it counts from the
+    start of the session as OpenAI's does (never decreasing, never ahead of the audio sent), else the
+    arrival of its speech_started (later by the server's detection delay)."""
+    arrivals = [(item.started or item.first_seen) - result.t0 for item in items]
+    reported = [item.audio_start_ms for item in items]
+    if items and all(isinstance(ms, int) for ms in reported):
+        seconds = [ms / 1000 for ms in typing.cast(list[int], reported)]
+        if all(a <= b for a, b in zip(seconds, seconds[1:])) and all(s <= a + 0.2 for s, a in zip(seconds, arrivals)):
+            return seconds, "audio_start_ms"
+    return arrivals, "arrival"
+
+
+def turn_records(result: SessionResult, placements: list[Placement]) -> tuple[list[dict[str, Any]], str]:
+    """Items given to turns by where their speech began (`positions`): turn k owns the stream from the middle
+    of the pause before it to the middle of the pause after it."""
     owned: list[list[Item]] = [[] for _ in placements]
-    for item in items_of(result):
-        position = (item.started or item.first_seen) - result.t0
-        k = max([0] + [n for n, p in enumerate(placements) if p.audio_start <= position])
+    items = items_of(result)
+    where, how = positions(result, items)
+    bounds = [(placements[n - 1].audio_start + placements[n - 1].turn.audio24.size / STREAM_RATE + p.audio_start) / 2
+              for n, p in enumerate(placements) if n > 0]
+    for item, position in zip(items, where):
+        k = sum(1 for bound in bounds if bound <= position)
         owned[k].append(item)
 
     def after(a: float | None, b0: float | None) -> float | None:
@@ -519,7 +535,7 @@ def turn_records(result: SessionResult, placements: list[Placement]) -> list[dic
             "file_text": placement.turn.file_text,
             "human": placement.turn.human,
         })
-    return records
+    return records, how
 
 
 def values(records: list[dict[str, Any]], key: str) -> list[float]:
@@ -775,20 +791,23 @@ def main() -> None:
     try:
         warm, _ = asyncio.run(run_level(1, args, turns, ShapeCheck(args.dialect), 1))  # loads, warms; not counted
         if warm[0].error or warm[0].closed:
-            print(f"warm-up session failed: {warm[0].error or warm[0].closed}")
+            raise SystemExit(f"the warm-up session failed: {warm[0].error or warm[0].closed}")
         for level in levels:
             b.wait_for_quiet(threshold=0.3, max_wait=float(os.environ.get("BENCH_MAX_WAIT", 120)))
             before = cpu_reading(server_pid)
             results, placements = asyncio.run(run_level(level, args, turns, shapes, count))
             cpu = cpu_used(before, cpu_reading(server_pid), server_pid is not None)
-            records = [turn_records(result, plan) for result, plan in zip(results, placements)]
+            matched = [turn_records(result, plan) for result, plan in zip(results, placements)]
+            records = [records for records, _ in matched]
             summary = summarise(level, results, records, cpu)
             measured.append(summary)
             raw.append({"sessions": level, "per_session": [
                 {"index": r.index, "error": r.error, "closed": r.closed, "audio_seconds": r.audio_seconds,
+                 "items_placed_by": how,
                  "turns": rec, "event_counts": _counts(r),
-                 "error_events": [e for _, e in r.events if e.get("type") == "error"][:20]}
-                for r, rec in zip(results, records)]})
+                 "error_events": [e for _, e in r.events if e.get("type") == "error"][:20],
+                 "events": [[round(t - r.t0, 3), e] for t, e in r.events]}
+                for r, rec, (_, how) in zip(results, records, matched)]})
             print(f"{level} sessions: {summary['turns_completed']}/{summary['turns']} turns completed, "
                   f"stop->completed median {ms(summary['stop_to_completed']['median'])} s, first delta median "
                   f"{ms(summary['first_delta_after_started']['median'])} s, lag growth {ms(summary['lag_growth_max'])} s, "
