@@ -822,6 +822,9 @@ def main() -> None:
                 break
     finally:
         if earshot:
+            notable = [entry for entry in earshot.logs if entry.get("level", 0) >= 40 or "signal" in str(entry.get("msg", ""))]
+            for entry in notable[-10:]:
+                print(f"  earshot log: {json.dumps(entry)[:300]}")
             earshot.stop()
 
     print_table(measured)
