@@ -1,7 +1,7 @@
 """Live transcription: realtime transcription sessions streamed at real time, one or many at once.
 
 Run: node --import tsx scripts/run-python.ts bench/realtime.py [--server URL] [--model NAME]
-         [--sessions 1,2,3,4,6] [--turns N] [--chunk-ms 40] [--query KEY=VALUE ...] [--json PATH]
+         [--sessions 1,2,3,4,6,8,12,16] [--turns N] [--chunk-ms 40] [--query KEY=VALUE ...] [--json PATH]
 
 Each session is a conversation of real speech turns (3-8 s, cut at pauses found with faster-whisper's
 own VAD, `faster_whisper.vad.get_speech_timestamps`) separated by 1-2 s of silence, streamed through the
@@ -733,7 +733,8 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="transcription model sent in session.update (default base)")
     parser.add_argument("--reference-model", help="bundled model directory for the file transcripts "
                         "(default: from --model, e.g. Systran/faster-whisper-tiny.en -> tiny.en)")
-    parser.add_argument("--sessions", default="1,2,3,4,6", help="levels of concurrent sessions (default 1,2,3,4,6)")
+    parser.add_argument("--sessions", default="1,2,3,4,6,8,12,16",
+                        help="levels of concurrent sessions, run in turn until one does not keep up (default 1,2,3,4,6,8,12,16)")
     parser.add_argument("--all-levels", action="store_true", help="run every level, not only until one fails")
     parser.add_argument("--turns", type=int, help="turns per session (default: every turn twice)")
     parser.add_argument("--chunk-ms", type=int, default=40, help="audio per append, 20-100 ms (default 40)")
