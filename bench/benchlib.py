@@ -236,6 +236,16 @@ def _tree_ticks(root: int) -> int:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores)."""
+    return _busy_ticks() / CLOCK_TICKS
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by `root` and every process below it (0 for a process that is gone)."""
+    return _tree_ticks(root) / CLOCK_TICKS
+
+
 class CpuWindow:
     """CPU used by the whole machine and by this benchmark's own processes over a measurement.
 
