@@ -93,6 +93,8 @@ export class TranscriptionSession {
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly sessionTimer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
+  /** When the session ends at the latest (EARSHOT_REALTIME_MAX_SESSION_SECONDS), in seconds since the epoch. */
+  private readonly expiresAt: number;
   private closed = false;
   private draining = false;
   private readonly stats = { turns: 0, failed: 0, audioSeconds: 0 };
@@ -103,6 +105,7 @@ export class TranscriptionSession {
     initial: { config: SessionConfig; dialect: Dialect; id?: string | undefined },
   ) {
     this.id = initial.id ?? protocol.newSessionId();
+    this.expiresAt = Math.floor(Date.now() / 1000 + deps.limits.maxSessionSeconds);
     this.config = initial.config;
     this.dialect = initial.dialect;
     this.touch();
@@ -136,9 +139,7 @@ export class TranscriptionSession {
   private facts(): SessionFacts {
     return {
       id: this.id,
-      expiresAt: Math.floor(
-        (Date.now() + this.deps.limits.maxSessionSeconds * 1000 - (performance.now() - this.openedAt)) / 1000,
-      ),
+      expiresAt: this.expiresAt,
       defaultModel: this.deps.defaultModel,
     };
   }
@@ -248,17 +249,21 @@ export class TranscriptionSession {
     }
   }
 
-  private startTurn(start: number, audioStartMs: number): void {
-    const itemId = protocol.newItemId();
-    this.turn = {
-      itemId,
+  /** A turn whose audio begins at session index `start` (never before what the buffer still holds). */
+  private newTurn(start: number): Turn {
+    return {
+      itemId: protocol.newItemId(),
       start: Math.max(start, this.buffer.start),
       stable: new StableText(),
       partialEnd: start,
       partialsDone: 0,
       partial: undefined,
     };
-    this.send(protocol.speechStartedEvent({ itemId, audioStartMs }));
+  }
+
+  private startTurn(start: number, audioStartMs: number): void {
+    this.turn = this.newTurn(start);
+    this.send(protocol.speechStartedEvent({ itemId: this.turn.itemId, audioStartMs }));
   }
 
   private stopTurn(end: number, audioEndMs: number): void {
@@ -288,14 +293,7 @@ export class TranscriptionSession {
   }
 
   private async commit(eventId: string | undefined): Promise<void> {
-    const turn: Turn = this.turn ?? {
-      itemId: protocol.newItemId(),
-      start: this.buffer.start,
-      stable: new StableText(),
-      partialEnd: this.buffer.start,
-      partialsDone: 0,
-      partial: undefined,
-    };
+    const turn = this.turn ?? this.newTurn(this.buffer.start);
     const seconds = (this.buffer.end - turn.start) / SAMPLE_RATE;
     if (seconds < MIN_COMMIT_SECONDS) {
       this.send(
