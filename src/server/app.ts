@@ -12,7 +12,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../api-errors.ts';
 import { isEngineError } from '../engine/index.ts';
@@ -290,9 +290,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     reply.header('connection', 'close');
     throw new ApiError('server_not_ready', { whileReceiving: true });
   });
+  const unused = trackUnusedConnections(app.server, deps.tls !== undefined);
   app.addHook('preClose', async () => {
     closing = true;
-    const sweep = setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    const sweep = setInterval(() => {
+      app.server.closeIdleConnections();
+      for (const socket of unused) socket.destroy();
+    }, 100).unref();
     app.server.once('close', () => clearInterval(sweep));
   });
 
@@ -334,4 +338,24 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(realtimeSecretRoutes, { ...deps, clientSecrets });
   await app.register(deps.realtimeRoute ?? realtimeRoutes, { ...deps, newFilePath: () => uploads.newFilePath() });
   return app;
+}
+
+/**
+ * The connections that have not begun a request yet. Node's closeIdleConnections() leaves them open
+ * (a connection counts as idle only after a request), so one of them (a browser's preconnect, a
+ * client's spare socket) held the shutdown until its grace ran out. Over TLS, the connections that
+ * carry requests are the TLS sockets ('secureConnection'); one that never finishes its handshake is
+ * not tracked (Node's TLS handshake timeout, 120 s, closes it, unless the shutdown grace ends first).
+ */
+function trackUnusedConnections(server: FastifyInstance['server'], tls: boolean): Set<Socket> {
+  const unused = new Set<Socket>();
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  // A WebSocket upgrade is a request too: its socket is the session's, closed by the session's drain.
+  const used = (request: IncomingMessage) => unused.delete(request.socket);
+  server.on('request', used);
+  server.on('upgrade', used);
+  return unused;
 }
