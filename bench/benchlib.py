@@ -50,6 +50,16 @@ STEREO_LEFT_TEXT = (
 STEREO_RIGHT_TEXT = "The horizon seems extremely distant."
 MIT_EN_END_SECONDS = 29.6
 
+# LibriVox clips in pocketsphinx 5.1.1's sdist (test/data/librivox/transcription), Jane Austen, "Sense and
+# Sensibility", chapter 1, public domain. The reading says "a more a amiable": kept as transcribed.
+LIBRIVOX = {
+    "sense_and_sensibility_01_austen_64kb-0870": "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them",
+    "sense_and_sensibility_01_austen_64kb-0880": "he was not an ill disposed young man",
+    "sense_and_sensibility_01_austen_64kb-0890": "unless to be rather cold hearted and rather selfish is to be ill disposed",
+    "sense_and_sensibility_01_austen_64kb-0920": "had he married a more a amiable woman he might have been made still more respectable than he was",
+    "sense_and_sensibility_01_austen_64kb-0930": "he might even have been made amiable himself",
+}
+
 
 # ---------------------------------------------------------------- audio
 
@@ -161,6 +171,36 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 def wer(reference: str, hypothesis: str) -> float:
     errors, words = word_errors(reference, hypothesis)
     return errors / max(1, words)
+
+
+def align_times(reference: list[str], words: list[tuple[str, float]]) -> list[float]:
+    """A time for each reference word: that of the transcribed word it is aligned with (word-level edit
+    distance), interpolated between neighbours for reference words the transcript left out."""
+    hyp = [w for w, _ in words]
+    rows, cols = len(reference) + 1, len(hyp) + 1
+    cost = [[0] * cols for _ in range(rows)]
+    for i in range(rows):
+        cost[i][0] = i
+    for j in range(cols):
+        cost[0][j] = j
+    for i in range(1, rows):
+        for j in range(1, cols):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
+                             cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]))
+    times: list[float | None] = [None] * len(reference)
+    i, j = len(reference), len(hyp)
+    while i > 0 and j > 0:
+        if cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]):
+            times[i - 1] = words[j - 1][1]
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    known = [(k, t) for k, t in enumerate(times) if t is not None]
+    if not known:
+        return [0.0] * len(reference)
+    return [float(np.interp(k, [k0 for k0, _ in known], [t0 for _, t0 in known])) for k in range(len(reference))]
 
 
 # ---------------------------------------------------------------- the machine and its load
