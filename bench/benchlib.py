@@ -13,11 +13,15 @@ import re
 import shutil
 import statistics
 import subprocess
+import tarfile
+import tempfile
 import time
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import av
 import numpy as np
@@ -417,6 +421,40 @@ def which_or_fail(name: str) -> str:
     if not found:
         raise SystemExit(f"{name} is not on PATH")
     return found
+
+
+def fetch_sdist(requirement: str, sha256: str, into: Path, wanted: Callable[[str], bool]) -> None:
+    """Extracts into `into` the files of a PyPI source distribution (`name==version`) whose member names
+    `wanted` accepts, downloaded by pip, pinned by hash. pip prepares the sdist's metadata, which can
+    take minutes for one with a compiled build."""
+    name, version = requirement.split("==")
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        requirements = Path(scratch) / "requirements.txt"
+        requirements.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "--require-hashes", "-r", str(requirements), "-d", scratch], check=True)
+        (sdist,) = Path(scratch).glob("*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            members = [m for m in archive.getmembers() if m.isfile() and wanted(m.name)]
+            archive.extractall(into, members=members, filter="data")
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[Any], log_path: Path, label: str, timeout: float = 120) -> None:
+    """Waits until GET `url` answers 200; fails if `process` exits first (with the end of its log)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{label} exited ({process.returncode}): {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{label} did not answer {url} in time")
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- passes of requests

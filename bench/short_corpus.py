@@ -37,10 +37,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
-import sys
-import tarfile
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,7 +49,6 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 import benchlib as b
 
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "earshot-bench"))
-POCKETSPHINX_SDIST = "pocketsphinx-5.1.1.tar.gz"
 POCKETSPHINX_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
 MIN_CLIP, MAX_CLIP = 2.0, 6.0  # seconds of audio per clip, the kept edges included
 EDGE = 0.25                    # seconds of the recording kept on each side of a clip's speech (at most half a pause)
@@ -99,15 +94,7 @@ def librivox_dir() -> Path:
     data = CACHE / "pocketsphinx-5.1.1" / "test" / "data" / "librivox"
     if all((data / f"{name}.wav").is_file() for name in b.LIBRIVOX):
         return data
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        requirements = Path(scratch) / "requirements.txt"
-        requirements.write_text(f"pocketsphinx==5.1.1 --hash=sha256:{POCKETSPHINX_SHA256}\n", encoding="utf-8")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--require-hashes", "-r", str(requirements), "-d", scratch], check=True)
-        with tarfile.open(Path(scratch) / POCKETSPHINX_SDIST) as archive:
-            wanted = [m for m in archive.getmembers() if m.isfile() and "/test/data/librivox/" in m.name]
-            archive.extractall(CACHE, members=wanted, filter="data")
+    b.fetch_sdist("pocketsphinx==5.1.1", POCKETSPHINX_SHA256, CACHE, lambda name: "/test/data/librivox/" in name)
     return data
 
 
