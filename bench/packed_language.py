@@ -23,7 +23,9 @@ computed once and not counted):
             clips with 0.6 s of silence between them and at most 30 s, each window encoded once
             (fitted to its content), and each clip's language read by detect_language from its own slice
             of that encoder output (frames start/2 .. end/2): no encoder pass of its own. The window's own
-            detection (the whole output) is printed too.
+            detection (the whole output) is printed too;
+  - grouped: as packed, but a window holds only clips whose fitted guess is the same language (the
+            design proposed: detect on a fitted window, group by that guess, pack, verify).
 CPU per detection is the process's CPU time around encode + detect_language (for packed: the window's
 encode shared by its clips, plus the clip's own detect). Agreement with full and with the true language,
 overall and per language, and how accurate the guesses are above a probability threshold.
@@ -151,15 +153,20 @@ def per_clip(detector: Detector, samples: list[Sample]) -> None:
             sample.results[method] = detector.on_window(mel, frames)
 
 
-def packed(detector: Detector, samples: list[Sample], per_pack: int) -> list[dict[str, Any]]:
+def packed(detector: Detector, samples: list[Sample], per_pack: int, method: str, group_by: str | None) -> list[dict[str, Any]]:
+    """Packs the clips (shuffled; with `group_by`, only clips that method guessed alike share a window) and
+    records `method`: each clip's detection from its slice of its window's encoder output."""
     order = list(samples)
     random.Random(SEED).shuffle(order)
+    if group_by:
+        order.sort(key=lambda s: s.results[group_by][0])  # stable: shuffled within each guess
     gap = np.zeros(int(PACK_GAP * b.RATE), np.float32)
     windows: list[list[Sample]] = [[]]
     for sample in order:
         current = windows[-1]
         length = sum(s.seconds + PACK_GAP for s in current) + sample.seconds
-        if current and (len(current) >= per_pack or length > PACK_SECONDS - 2):
+        other_group = bool(group_by and current and current[-1].results[group_by][0] != sample.results[group_by][0])
+        if current and (len(current) >= per_pack or length > PACK_SECONDS - 2 or other_group):
             windows.append([])
         windows[-1].append(sample)
     report = []
@@ -184,9 +191,10 @@ def packed(detector: Detector, samples: list[Sample], per_pack: int) -> list[dic
             piece = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[:, first:last]))
             started = time.process_time()
             guess, prob = detector.detect(piece)
-            sample.results["packed"] = (guess, prob, encode_cpu / len(window) + time.process_time() - started)
+            sample.results[method] = (guess, prob, encode_cpu / len(window) + time.process_time() - started)
         languages = sorted({s.language for s in window})
-        report.append({"clips": len(window), "seconds": round(audio.size / b.RATE, 1), "languages": languages,
+        report.append({"method": method, "clips": len(window), "seconds": round(audio.size / b.RATE, 1),
+                       "languages": languages, "group": window[0].results[group_by][0] if group_by else None,
                        "window_guess": whole, "encode_cpu": encode_cpu})
     return report
 
@@ -212,11 +220,12 @@ def main() -> None:
     detector.on_window(detector.mel(samples[0].audio), FULL_FRAMES)  # warm
     window = b.CpuWindow()
     per_clip(detector, samples)
-    windows = packed(detector, samples, args.pack)
+    windows = packed(detector, samples, args.pack, "packed", None)
+    windows += packed(detector, samples, args.pack, "grouped", "fitted")
     window.stop()
     print(f"({window.note()}, load {b.loadavg()}; CPU times below are this process's own)")
 
-    methods = ("full", "fitted", "tight", "packed")
+    methods = ("full", "fitted", "tight", "packed", "grouped")
     print(f"\n{'method':8} {'CPU/clip':>9} {'= full?':>9} {'= truth':>9}   per language (= truth, real | synthetic)")
     for method in methods:
         cpu = b.median(s.results[method][2] for s in samples)
@@ -231,14 +240,16 @@ def main() -> None:
         print(f"{method:8} {1000 * cpu:7.0f}ms {same:4}/{len(samples):<4} {right:4}/{len(samples):<4}   {detail}")
     print("(* synthetic, espeak-ng; CPU/clip: median; packed: the window's encode shared by its clips + the clip's detect)")
 
-    print("\nguesses above a probability threshold: share of clips, and how many of those are right")
-    for method in methods:
-        line = []
-        for threshold in (0.5, 0.7, 0.9):
-            above = [s for s in samples if s.results[method][1] >= threshold]
-            right = sum(s.results[method][0] == s.language for s in above)
-            line.append(f"≥{threshold}: {len(above)}/{len(samples)} clips, {right}/{len(above)} right")
-        print(f"  {method:8} " + "; ".join(line))
+    print("\nguesses at or above a probability threshold: clips, and how many of those are right")
+    for kind in ("real", "synthetic"):
+        mine = [s for s in samples if s.kind == kind]
+        for method in methods:
+            line = []
+            for threshold in (0.5, 0.7, 0.8, 0.9):
+                above = [s for s in mine if s.results[method][1] >= threshold]
+                right = sum(s.results[method][0] == s.language for s in above)
+                line.append(f"≥{threshold}: {len(above)}/{len(mine)}, {right} right")
+            print(f"  {kind:9} {method:8} " + "; ".join(line))
 
     print("\nwrong guesses (truth: method guess prob)")
     for s in samples:
@@ -246,9 +257,9 @@ def main() -> None:
         if wrong:
             print(f"  {s.name:36} {s.seconds:4.1f}s {s.language}: " + ", ".join(wrong))
 
-    print(f"\npacked windows ({len(windows)}): the whole window's own detection")
+    print(f"\npacked windows: the whole window's own detection (grouped: the fitted guess the window was packed by)")
     for w in windows:
-        print(f"  {w['clips']} clips, {w['seconds']:5.1f} s, languages {','.join(w['languages'])}: "
+        print(f"  {w['method']:7} {w['group'] or '':3} {w['clips']} clips, {w['seconds']:5.1f} s, languages {','.join(w['languages'])}: "
               f"window says {w['window_guess'][0]} {w['window_guess'][1]:.2f}; encode {1000 * w['encode_cpu']:.0f} ms CPU")
     if args.json:
         Path(args.json).write_text(json.dumps({
