@@ -19,7 +19,8 @@ with `--in-flight` (8) requests in flight:
     Face cache also holds Systran/faster-whisper-tiny.en, and skipped (said so) otherwise.
   - earshot with its defaults (packing of short clips on, where the code has it), model whisper-1 on
     EARSHOT_DEFAULT_MODEL=<model>;
-  - earshot-unpacked: the same with packing off (EARSHOT_PACK_MAX_CLIPS=0), when the code has that option.
+  - earshot-unpacked: the same with packing off (`--pack-off`, default EARSHOT_PACK_MAX_CLIPS=0), when the
+    code has that option.
 Every request gives `language` (en) to every system, or, with --no-language, none does.
 
 Each round runs every system once (the order turns round by round); a pass during which other work
@@ -55,7 +56,7 @@ import short_corpus
 
 SPEACHES_START = Path(os.environ.get("SPEACHES_START", b.ROOT.parent / "shared" / "peers" / "speaches" / "start.sh"))
 SPEACHES_HOME = Path(os.environ.get("SPEACHES_HOME", Path.home() / ".cache" / "earshot-peers" / "speaches"))
-PACK_OPTION = "EARSHOT_PACK_MAX_CLIPS"
+PACK_OFF = "EARSHOT_PACK_MAX_CLIPS=0"
 LATENCY_CLIP_SECONDS = 3.0
 DISTURBED = 0.25
 
@@ -186,6 +187,8 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=9)
     parser.add_argument("--attempts", type=int, default=3, help="tries of a pass disturbed by other work")
     parser.add_argument("--systems", default="bare,speaches,earshot,earshot-unpacked")
+    parser.add_argument("--pack-off", default=PACK_OFF, metavar="KEY=VALUE",
+                        help=f"the earshot setting that turns packing off (default {PACK_OFF})")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     language = None if args.no_language else "en"
@@ -194,11 +197,12 @@ def main() -> None:
     b.print_machine(f"short clips: earshot vs bare faster-whisper vs speaches ({args.model}, int8, "
                     f"{args.in_flight} in flight, language {language or 'not given'})")
     options = b.earshot_options()
-    packing = PACK_OPTION in options
+    pack_key, pack_off = args.pack_off.split("=", 1)
+    packing = pack_key in options
     print("earshot defaults: " + ", ".join(f"{k}={v['default']}" for k, v in options.items()
                                             if any(w in k for w in ("THREADS", "WORKERS", "BATCH", "PACK"))))
     if not packing:
-        print(f"({PACK_OPTION} is not an option of this code: earshot runs with its defaults only)")
+        print(f"({pack_key} is not an option of this code: earshot runs with its defaults only)")
         wanted = [w for w in wanted if w != "earshot-unpacked"]
     if "speaches" in wanted and not speaches_serves(args.model):
         print(f"(speaches' cache has no Systran/faster-whisper-{args.model}: its setup.sh installs only base; "
@@ -230,7 +234,7 @@ def main() -> None:
                 stoppers.append(peer.stop)
                 peer.wait_ready()
                 systems["speaches"] = sender(f"{peer.url}/v1", f"Systran/faster-whisper-{args.model}", language)
-            for name, env in (("earshot", {}), ("earshot-unpacked", {PACK_OPTION: "0"})):
+            for name, env in (("earshot", {}), ("earshot-unpacked", {pack_key: pack_off})):
                 if name in wanted:
                     server = start_earshot({**earshot_env, **env}, name, options)
                     stoppers.append(server.stop)
