@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--model", default="base", choices=("base", "tiny.en"))
     parser.add_argument("--no-language", action="store_true", help="send no language to any system")
-    parser.add_argument("--latency-runs", type=int, default=9)
+    parser.add_argument("--latency-runs", type=int, default=15)
     parser.add_argument("--attempts", type=int, default=3, help="tries of a pass disturbed by other work")
     parser.add_argument("--systems", default="bare,speaches,earshot,earshot-unpacked")
     parser.add_argument("--pack-off", default=PACK_OFF, metavar="KEY=VALUE",
