@@ -13,11 +13,15 @@ import re
 import shutil
 import statistics
 import subprocess
+import tarfile
+import tempfile
 import time
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import av
 import numpy as np
@@ -49,6 +53,16 @@ STEREO_LEFT_TEXT = (
 )
 STEREO_RIGHT_TEXT = "The horizon seems extremely distant."
 MIT_EN_END_SECONDS = 29.6
+
+# LibriVox clips in pocketsphinx 5.1.1's sdist (test/data/librivox/transcription), Jane Austen, "Sense and
+# Sensibility", chapter 1, public domain. The reading says "a more a amiable": kept as transcribed.
+LIBRIVOX = {
+    "sense_and_sensibility_01_austen_64kb-0870": "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them",
+    "sense_and_sensibility_01_austen_64kb-0880": "he was not an ill disposed young man",
+    "sense_and_sensibility_01_austen_64kb-0890": "unless to be rather cold hearted and rather selfish is to be ill disposed",
+    "sense_and_sensibility_01_austen_64kb-0920": "had he married a more a amiable woman he might have been made still more respectable than he was",
+    "sense_and_sensibility_01_austen_64kb-0930": "he might even have been made amiable himself",
+}
 
 
 # ---------------------------------------------------------------- audio
@@ -161,6 +175,36 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 def wer(reference: str, hypothesis: str) -> float:
     errors, words = word_errors(reference, hypothesis)
     return errors / max(1, words)
+
+
+def align_times(reference: list[str], words: list[tuple[str, float]]) -> list[float]:
+    """A time for each reference word: that of the transcribed word it is aligned with (word-level edit
+    distance), interpolated between neighbours for reference words the transcript left out."""
+    hyp = [w for w, _ in words]
+    rows, cols = len(reference) + 1, len(hyp) + 1
+    cost = [[0] * cols for _ in range(rows)]
+    for i in range(rows):
+        cost[i][0] = i
+    for j in range(cols):
+        cost[0][j] = j
+    for i in range(1, rows):
+        for j in range(1, cols):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
+                             cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]))
+    times: list[float | None] = [None] * len(reference)
+    i, j = len(reference), len(hyp)
+    while i > 0 and j > 0:
+        if cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]):
+            times[i - 1] = words[j - 1][1]
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    known = [(k, t) for k, t in enumerate(times) if t is not None]
+    if not known:
+        return [0.0] * len(reference)
+    return [float(np.interp(k, [k0 for k0, _ in known], [t0 for _, t0 in known])) for k in range(len(reference))]
 
 
 # ---------------------------------------------------------------- the machine and its load
@@ -377,6 +421,40 @@ def which_or_fail(name: str) -> str:
     if not found:
         raise SystemExit(f"{name} is not on PATH")
     return found
+
+
+def fetch_sdist(requirement: str, sha256: str, into: Path, wanted: Callable[[str], bool]) -> None:
+    """Extracts into `into` the files of a PyPI source distribution (`name==version`) whose member names
+    `wanted` accepts, downloaded by pip, pinned by hash. pip prepares the sdist's metadata, which can
+    take minutes for one with a compiled build."""
+    name, version = requirement.split("==")
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        requirements = Path(scratch) / "requirements.txt"
+        requirements.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "--require-hashes", "-r", str(requirements), "-d", scratch], check=True)
+        (sdist,) = Path(scratch).glob("*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            members = [m for m in archive.getmembers() if m.isfile() and wanted(m.name)]
+            archive.extractall(into, members=members, filter="data")
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[Any], log_path: Path, label: str, timeout: float = 120) -> None:
+    """Waits until GET `url` answers 200; fails if `process` exits first (with the end of its log)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{label} exited ({process.returncode}): {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{label} did not answer {url} in time")
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- passes of requests

@@ -29,9 +29,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import subprocess
-import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +40,7 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 from pyannote.metrics.identification import IdentificationErrorRate
 
-from benchlib import (RATE, CpuWindow, Earshot, load, load_channel, loadavg, long_recording, machine_summary, median,
+from benchlib import (RATE, CpuWindow, Earshot, fetch_sdist, load, load_channel, loadavg, long_recording, machine_summary, median,
                       multipart, wait_for_quiet, write_flac)
 from earshot_worker import diarize as diarization
 from earshot_worker.speaker_model import default_directory
@@ -53,7 +50,6 @@ DEFAULT_THRESHOLD = diarization.MERGE_SIMILARITY
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
-SDIST = "pyannote_audio-4.0.7.tar.gz"
 SDIST_SHA256 = "3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229"
 DATA = CACHE / "pyannote_audio-4.0.7"
 # Seconds each side of a reference boundary, as NIST's md-eval `-c 0.25` (pyannote.metrics: collar=0.5).
@@ -64,18 +60,9 @@ Interval = tuple[float, float, str]  # start, end, speaker
 
 def fetch_data() -> Path:
     """The pyannote.audio source distribution's AMI excerpts and sample, by pip (pinned), once."""
-    if (DATA / "tests" / "data" / "debug.test.rttm").is_file():
-        return DATA
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        requirements = Path(scratch) / "requirements.txt"
-        requirements.write_text(f"pyannote.audio==4.0.7 --hash=sha256:{SDIST_SHA256}\n", encoding="utf-8")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--require-hashes", "-r", str(requirements), "-d", scratch], check=True)
-        with tarfile.open(Path(scratch) / SDIST) as archive:
-            wanted = [m for m in archive.getmembers()
-                      if m.isfile() and ("/tests/data/" in m.name or "/audio/sample/" in m.name)]
-            archive.extractall(CACHE, members=wanted, filter="data")
+    if not (DATA / "tests" / "data" / "debug.test.rttm").is_file():
+        fetch_sdist("pyannote.audio==4.0.7", SDIST_SHA256, CACHE,
+                    lambda name: "/tests/data/" in name or "/audio/sample/" in name)
     return DATA
 
 

@@ -31,8 +31,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -74,19 +72,7 @@ class Peer:
         self.log_path = directory / "peer.log"
 
     def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.perf_counter() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the peer exited ({self.process.returncode}): {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.perf_counter() > deadline:
-                raise RuntimeError("the peer did not answer /health in time")
-            time.sleep(0.1)
+        b.wait_http_ok(f"{self.url}/health", self.process, self.log_path, "the peer", timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -77,16 +77,6 @@ KEEP_UP_STOP_TO_COMPLETED = 2.0
 KEEP_UP_LAG_GROWTH = 1.0
 CLIENT_LATE = 0.25
 
-# LibriVox clips in pocketsphinx 5.1.1's sdist (test/data/librivox/transcription), Jane Austen, "Sense and
-# Sensibility", chapter 1, public domain. The reading says "a more a amiable": kept as transcribed.
-LIBRIVOX = {
-    "sense_and_sensibility_01_austen_64kb-0870": "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them",
-    "sense_and_sensibility_01_austen_64kb-0880": "he was not an ill disposed young man",
-    "sense_and_sensibility_01_austen_64kb-0890": "unless to be rather cold hearted and rather selfish is to be ill disposed",
-    "sense_and_sensibility_01_austen_64kb-0920": "had he married a more a amiable woman he might have been made still more respectable than he was",
-    "sense_and_sensibility_01_austen_64kb-0930": "he might even have been made amiable himself",
-}
-
 
 # ---------------------------------------------------------------- audio: sources and turns
 
@@ -136,7 +126,7 @@ def sources(librivox: Path | None) -> list[Source]:
         Source("stereo_right", *decode(b.AUDIO / "stereo_diarization.wav", channel=1), b.STEREO_RIGHT_TEXT),
     ]
     if librivox:
-        for name, text in LIBRIVOX.items():
+        for name, text in b.LIBRIVOX.items():
             path = librivox / f"{name}.wav"
             if not path.exists():
                 raise SystemExit(f"--librivox {librivox}: {path.name} is missing")
@@ -201,36 +191,6 @@ def turns_of(source: Source) -> list[Turn]:
 # ---------------------------------------------------------------- references
 
 
-def align_times(reference: list[str], words: list[tuple[str, float]]) -> list[float]:
-    """A time for each reference word: that of the transcribed word it is aligned with (word-level edit
-    distance), interpolated between neighbours for reference words the transcript left out."""
-    hyp = [w for w, _ in words]
-    rows, cols = len(reference) + 1, len(hyp) + 1
-    cost = [[0] * cols for _ in range(rows)]
-    for i in range(rows):
-        cost[i][0] = i
-    for j in range(cols):
-        cost[0][j] = j
-    for i in range(1, rows):
-        for j in range(1, cols):
-            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
-                             cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]))
-    times: list[float | None] = [None] * len(reference)
-    i, j = len(reference), len(hyp)
-    while i > 0 and j > 0:
-        if cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hyp[j - 1]):
-            times[i - 1] = words[j - 1][1]
-            i, j = i - 1, j - 1
-        elif cost[i][j] == cost[i - 1][j] + 1:
-            i -= 1
-        else:
-            j -= 1
-    known = [(k, t) for k, t in enumerate(times) if t is not None]
-    if not known:
-        return [0.0] * len(reference)
-    return [float(np.interp(k, [k0 for k0, _ in known], [t0 for _, t0 in known])) for k in range(len(reference))]
-
-
 def reference_texts(turns: list[Turn], all_sources: list[Source], model: WhisperModel, language: str) -> None:
     """Each turn's file transcript (the turn alone, as a file) and, where its source has a human text, the
     words of that text spoken within the turn (placed by aligning the text with a word-timed transcript
@@ -246,7 +206,7 @@ def reference_texts(turns: list[Turn], all_sources: list[Source], model: Whisper
         words = [(token, (word.start + word.end) / 2)
                  for segment in segments for word in (segment.words or []) for token in b.normalise(word.word)]
         reference = b.normalise(source.human)
-        times = align_times(reference, words)
+        times = b.align_times(reference, words)
         # each word goes to the nearest turn (word times are approximate), none if it is far from every turn
         # (it was said in a stretch that made no turn)
         chosen: dict[int, list[str]] = {turn.index: [] for turn in mine}
