@@ -1,6 +1,6 @@
 """Why speaches' WER is lower on the long file: its batched-pipeline options against earshot's, one at a time.
 
-Run: node --import tsx scripts/run-python.ts bench/long_wer_options.py [--threads 1] [--rounds 1]
+Run: node --import tsx scripts/run-python.ts bench/long_wer_options.py [--threads 1] [--rounds 1] [--gap 1]
 
 The 321.6 s file of bench/long_file.py, the bundled base model, int8, in this process. Each variant is
 faster-whisper's BatchedInferencePipeline (batch 8, beam 5, language detected, as both servers' default
@@ -67,12 +67,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--only", action="append", default=[], help="run only this variant (repeatable)")
+    parser.add_argument("--gap", type=float, default=1.0, help="seconds of silence between the recordings (default 1)")
     args = parser.parse_args()
     b.print_machine("long file: batched-pipeline options and WER")
     model = WhisperModel(str(b.MODELS / "base"), device="cpu", compute_type="int8", cpu_threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="earshot-bench-") as tmp:
-        path, reference, duration = b.long_recording(Path(tmp), 300.0, 1.0)
+        path, reference, duration = b.long_recording(Path(tmp), 300.0, args.gap)
         audio = decode_audio(str(path))
     print(f"file: {duration:.1f} s, {len(b.normalise(reference))} reference words")
     fallback = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]

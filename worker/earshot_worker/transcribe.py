@@ -302,6 +302,8 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
                                     options: Any, log_progress: bool) -> Any:
         if self.shard is not None:
             mine = shard_chunks([chunk["duration"] for chunk in chunks_metadata], self.shard)
+            log.info("shard %d of %d: chunks %d to %d of %d", self.shard.index, self.shard.count, mine.start,
+                     mine.stop - 1, len(chunks_metadata))
             features = features[mine.start:mine.stop]
             chunks_metadata = chunks_metadata[mine.start:mine.stop]
         return super()._batched_segments_generator(features, tokenizer, chunks_metadata, batch_size, options,
