@@ -79,6 +79,7 @@ describe('sharding one job among idle workers', () => {
     await engine.transcribe(model, job(world.audio('warm')));
     await bothWorkersReady(engine, 'shard-short');
     const transcript = await engine.transcribe(model, job(world.audio(...lines)));
+    assert.equal(shardsByPid('shard-short').size, 2, 'the job was sent to both workers');
     assert.equal(text(transcript), lines.join(' '));
     assert.deepEqual(
       transcript.segments.map((segment) => segment.id),
@@ -86,7 +87,7 @@ describe('sharding one job among idle workers', () => {
     );
   });
 
-  it('does not shard when it is off, when jobs wait, or a job the batched pipeline cannot take', async (t) => {
+  it('does not shard when it is off, or a job the batched pipeline cannot take', async (t) => {
     const engine = shardingEngine(false);
     t.after(() => engine.stop());
     const model = world.model('shard-off');
@@ -106,7 +107,7 @@ describe('sharding one job among idle workers', () => {
     assert.equal(shardsByPid('shard-unbatchable').size, before, 'no shard for these jobs');
   });
 
-  it('lets the next job wait for a worker while a job runs as shards', async (t) => {
+  it('lets the next jobs wait while a job runs as shards, then runs them side by side unsharded', async (t) => {
     const engine = shardingEngine();
     t.after(() => engine.stop());
     const model = world.model('shard-queue');
@@ -115,11 +116,20 @@ describe('sharding one job among idle workers', () => {
     const gate = world.gate();
     const long = track(engine.transcribe(model, job(world.audio('!long', `!gate=${gate.path}`, ...lines))));
     await waitUntil(() => engine.modelStatus('shard-queue')?.running === 2, 'both shards run');
-    const next = track(engine.transcribe(model, job(world.audio('next'))));
-    await waitUntil(() => engine.modelStatus('shard-queue')?.queued === 1, 'the next job waits');
+    const next = ['next', 'second'].map((name) => track(engine.transcribe(model, job(world.audio('!long', name)))));
+    await waitUntil(() => engine.modelStatus('shard-queue')?.queued === 2, 'the next jobs wait');
     gate.open();
     assert.equal(text(await long.promise), lines.join(' '));
-    assert.equal(text(await next.promise), 'next');
+    assert.deepEqual((await Promise.all(next.map((held) => held.promise))).map(text), ['next', 'second']);
+    const runs = world
+      .journal('shard-queue')
+      .flatMap((entry) => (entry.event === 'run' ? (entry.jobs ?? []) : []))
+      .filter((run) => run.text === 'next' || run.text === 'second');
+    assert.equal(runs.length, 2, 'each waiting job ran once');
+    assert.ok(
+      runs.every((run) => run.shard === undefined),
+      'jobs that found others waiting were not sharded',
+    );
   });
 
   it('ends the job when one shard fails, and stops the other', async (t) => {
