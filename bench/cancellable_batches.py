@@ -3,6 +3,7 @@ earshot's CancellableBatchedPipeline (the same decode, run in steps of about a s
 cancel takes effect between steps), on the same audio, in one process, alternating.
 
 Run: node --import tsx scripts/run-python.ts bench/cancellable_batches.py [--rounds 2] [--threads 2]
+     [--cancel-seconds S ...]  (steps of about S seconds of work each; repeatable; default 1, earshot's)
 
 Audio: JFK and the English half of multilingual.mp3 with 1 s of silence after each, four times (170 s);
 the bundled base model, int8, batch 8, with timestamp tokens (earshot's long-audio default). Prints the CPU
@@ -25,6 +26,7 @@ import benchlib as b
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
 from faster_whisper import BatchedInferencePipeline  # noqa: E402
 
+from earshot_worker import transcribe  # noqa: E402
 from earshot_worker.transcribe import CancellableBatchedPipeline, load_model  # noqa: E402
 
 
@@ -37,7 +39,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cancel-seconds", type=float, action="append", default=[])
     args = parser.parse_args()
+    cancel_seconds = args.cancel_seconds or [transcribe.CANCEL_CHECK_SECONDS]
     b.print_machine("cancellable batches")
     model = load_model(str(b.MODELS / "base"), "cpu", "int8", args.threads, None, False)
     jfk = b.load("jfk.flac")
@@ -45,13 +49,16 @@ def main() -> int:
     audio = np.concatenate([jfk, b.silence(1), mit, b.silence(1)] * 4)
     print(f"audio: {audio.size / b.RATE:.1f} s")
     for round_ in range(1, args.rounds + 1):
-        for name in ("whole batches", "steps"):
-            pipeline = (BatchedInferencePipeline(model) if name == "whole batches"
-                        else CancellableBatchedPipeline(model, threading.Event()))
+        for name in ["whole batches", *(f"steps of {seconds:g} s" for seconds in cancel_seconds)]:
+            if name == "whole batches":
+                pipeline = BatchedInferencePipeline(model)
+            else:
+                transcribe.CANCEL_CHECK_SECONDS = float(name.split()[2])
+                pipeline = CancellableBatchedPipeline(model, threading.Event())
             cpu, wall = cpu_seconds(), time.monotonic()
             segments, _ = pipeline.transcribe(audio, batch_size=8, without_timestamps=False, language="en")
             count = len(list(segments))
-            print(f"round {round_} {name:13} {count} segments  cpu {cpu_seconds() - cpu:5.1f} s  "
+            print(f"round {round_} {name:16} {count} segments  cpu {cpu_seconds() - cpu:5.1f} s  "
                   f"wall {time.monotonic() - wall:5.1f} s  load {b.loadavg()}", flush=True)
     return 0
 

@@ -25,6 +25,7 @@ export interface Config {
   maxLoadedModels: number;
   longAudioBatchSize: number;
   longAudioSeconds: number;
+  shardLongAudio: boolean;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
   maxConcurrentUploadsPerClient: number;
@@ -275,6 +276,15 @@ export const optionSpecs = [
     default: '60',
     description: 'Audio at least this long (seconds) counts as long for EARSHOT_LONG_AUDIO_BATCH_SIZE.',
     parse: integer(1),
+  },
+  {
+    key: 'shardLongAudio',
+    env: 'EARSHOT_SHARD_LONG_AUDIO',
+    flag: '--shard-long-audio',
+    default: 'true',
+    description:
+      'A request that arrives while its model has nothing waiting and several idle workers is sent to all of them; long audio is then decoded by all at once, each taking a share of its chunks. See README, "Long audio".',
+    parse: boolean,
   },
   {
     key: 'preloadModels',

@@ -82,6 +82,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
         diarizationModelDir: config.diarizationModelDir,
       },
       workersPerModel: config.workersPerModel,
+      shardLongAudio: config.shardLongAudio,
       maxBatch: config.maxBatch,
       maxQueuedJobs: config.maxQueuedJobs,
       modelTtlSeconds: config.modelTtlSeconds,

@@ -22,6 +22,8 @@ export interface EngineOptions {
   maxBatch: number;
   /** Worker processes per model. */
   workersPerModel: number;
+  /** A job that may be long, arriving at an idle model, is shared among its idle workers (shards.ts). */
+  shardLongAudio: boolean;
   /** Jobs that may wait per model before new ones get 429. */
   maxQueuedJobs: number;
   /** Replace a worker after this many jobs (0: never). */

@@ -93,6 +93,22 @@ export const TranscribeOptionsSchema = Type.Object(
           'only, never from a request.',
       }),
     ),
+    /** Handled by the worker: decode one part of a long job that several idle workers share. */
+    shard: Type.Optional(
+      Type.Object(
+        { index: Type.Integer({ minimum: 0 }), count: Type.Integer({ minimum: 1 }) },
+        {
+          additionalProperties: false,
+          'x-worker': true,
+          ...unbatched({ cross_request: 'any' }),
+          description:
+            'This worker is one of `count` sharing the job: audio the worker decodes in chunks (long audio) ' +
+            'gets the same VAD chunks in every shard, and shard `index` decodes only its contiguous share of ' +
+            'them (about equal work each); other audio is decoded whole by shard 0, and the other shards ' +
+            'answer at once with info and done. Not with diarize. Set by the gateway, never from a request.',
+        },
+      ),
+    ),
     /** Handled by the worker: label each word and segment with its speaker (word timestamps on). */
     diarize: Type.Optional(
       Type.Unsafe<DiarizeOptions>({

@@ -8,6 +8,7 @@ import { EngineError, isEngineError, jobCancelled } from './engine-errors.ts';
 import type { EngineOptions } from './engine-options.ts';
 import { batchable, type Transcript } from './messages.ts';
 import type { ResolvedModel } from './models.ts';
+import { ShardMerger, shardable, shardSpec } from './shards.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
 
 /** A job as a caller submits it; the pool gives it its id (never the client's request id). */
@@ -238,6 +239,7 @@ export class ModelPool {
 
   /** Gives each idle worker the next job, with the queued jobs that can be decoded in one batch with it. */
   private dispatch(): void {
+    if (this.dispatchShards()) return;
     for (const worker of this.workers) {
       if (this.queue.length === 0) return;
       if (!worker.usable || worker.busy || this.assigned.has(worker)) continue;
@@ -261,12 +263,70 @@ export class ModelPool {
     for (const job of jobs) this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
     const results = worker.run(jobs.map((job) => job.spec));
     this.assigned.add(worker);
-    for (const job of jobs) this.inFlight.add(job);
-    const settled = jobs.map((job, index) =>
-      results[index]!.finally(() => {
+    const settled = jobs.map((job, index) => this.settle(job, results[index]!, started));
+    void Promise.all(settled).then(() => {
+      this.countPace(started, jobs.length);
+      this.afterJob(worker);
+    });
+  }
+
+  /**
+   * A job that may be long, arriving when it is the only one waiting and several workers are idle, is
+   * shared among the idle workers (shards.ts): true when it was. While its shards run, jobs that come
+   * next wait for the first shard to finish.
+   */
+  private dispatchShards(): boolean {
+    const [head] = this.queue;
+    if (!this.options.shardLongAudio || this.queue.length !== 1 || !head || head.live) return false;
+    if (!shardable(head.spec, this.options.worker.longAudioBatchSize)) return false;
+    const idle = [...this.workers].filter((worker) => worker.usable && !worker.busy && !this.assigned.has(worker));
+    if (idle.length < 2) return false;
+    this.queue.shift();
+    this.runShards(idle, head);
+    return true;
+  }
+
+  /** Runs one job as shards on these idle workers; one job for the observer, the listener and the caller. */
+  private runShards(workers: EngineWorker[], job: QueuedJob): void {
+    const started = performance.now();
+    this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
+    this.log.debug({ model: this.model.id, job: job.spec.id, shards: workers.length }, 'sharing a job among workers');
+    const merger = new ShardMerger(workers.length, job.spec.listener);
+    const transcript = new Promise<Transcript>((resolve, reject) => {
+      let failed = false;
+      workers.forEach((worker, index) => {
+        const [shard] = worker.run([shardSpec(job.spec, index, workers.length, merger.listenerFor(index))]);
+        this.assigned.add(worker);
+        void shard!
+          .then(
+            (result) => {
+              merger.finish(index, result);
+              const whole = merger.transcript();
+              if (whole) resolve(whole);
+            },
+            (error: Error) => {
+              // The first shard to fail ends the job; the others are stopped (every shard has the job's id).
+              if (failed) return;
+              failed = true;
+              for (const other of workers) if (other !== worker) other.cancel(job.spec.id);
+              reject(error);
+            },
+          )
+          .finally(() => this.afterJob(worker));
+      });
+    });
+    void this.settle(job, transcript, started).then(() => this.countPace(started, 1));
+  }
+
+  /** Hands a job its result when it comes, and tells the observer. */
+  private settle(job: QueuedJob, result: Promise<Transcript>, started: number): Promise<void> {
+    this.inFlight.add(job);
+    return result
+      .finally(() => {
         this.inFlight.delete(job);
         this.jobsSettled++;
-      }).then(
+      })
+      .then(
         (transcript) => {
           const seconds = (performance.now() - started) / 1000;
           this.options.observer?.jobFinished?.(this.model.id, 'ok', seconds, transcript);
@@ -283,14 +343,13 @@ export class ModelPool {
           this.options.observer?.jobFinished?.(this.model.id, outcome, (performance.now() - started) / 1000);
           job.reject(error);
         },
-      ),
-    );
-    void Promise.all(settled).then(() => {
-      // The pace per job, for retry-after: a batch of n counts as n jobs in its time.
-      const perJob = (performance.now() - started) / 1000 / jobs.length;
-      this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * perJob;
-      this.afterJob(worker);
-    });
+      );
+  }
+
+  /** The pace per job, for retry-after: a batch of n counts as n jobs in its time. */
+  private countPace(started: number, jobs: number): void {
+    const perJob = (performance.now() - started) / 1000 / jobs;
+    this.averageJobSeconds = 0.8 * this.averageJobSeconds + 0.2 * perJob;
   }
 
   /** Recycles a worker that has done its share of jobs or grown too large, then takes the next job. */

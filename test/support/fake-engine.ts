@@ -48,6 +48,7 @@ export function engineOptions(
     worker: fakeWorkerSettings(worker),
     maxBatch: 1,
     workersPerModel: 1,
+    shardLongAudio: false,
     maxQueuedJobs: 100,
     workerMaxJobs: 0,
     workerMaxRssMb: 0,
@@ -70,7 +71,7 @@ export interface JournalEntry {
   pid: number;
   t: number;
   name?: string;
-  jobs?: { job: string; text: string }[];
+  jobs?: { job: string; text: string; shard?: { index: number; count: number } }[];
   job?: string;
   reason?: string;
 }

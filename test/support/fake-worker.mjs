@@ -35,6 +35,11 @@
 //   !message=TEXT     the message of that error (default "fake CODE")
 //   !language=CODE    the language `info` reports (default "en")
 //   !duration=S       the duration `info` reports (default: one second per segment, at least 1)
+//   !long             the audio is long: a job with the `shard` option {index, count} answers with its
+//                     share of the lines (contiguous, in order; times and ids as the whole job has them,
+//                     ids renumbered from 0 in each shard); without !long, shard 0 answers with all of
+//                     them and the others with none (info and done only)
+//   !fail-shard=N     shard N answers at once with error model_error (before any !sleep or !gate)
 // An audio path that cannot be read is answered with error invalid_audio. A cancel of a job that
 // is waiting (or not started yet) is answered with error `cancelled`. The jobs of a batch are
 // answered in order, each as a single job would be. On `shutdown` or when stdin closes, the fake
@@ -159,6 +164,9 @@ async function runJob({ job, audio, options }) {
     if (draining) exit(0, drainReason);
     return new Promise(() => undefined);
   }
+  if (options.shard && directives.get('fail-shard') === String(options.shard.index)) {
+    return send({ type: 'error', job, code: 'model_error', message: `fake: shard ${options.shard.index} failed` });
+  }
   if (directives.has('sleep')) {
     const until = Date.now() + Number(directives.get('sleep'));
     if (await wait(job, () => Date.now() >= until)) {
@@ -189,7 +197,9 @@ async function runJob({ job, audio, options }) {
     duration_after_vad: duration,
   });
   const crashAfter = directives.has('crash-after') ? Number(directives.get('crash-after')) : undefined;
-  lines.forEach((line, id) => {
+  const [first, end] = shareOf(lines.length, options.shard, directives.has('long'));
+  lines.slice(first, end).forEach((line, index) => {
+    const id = first + index;
     if (id === crashAfter) {
       process.stderr.write('fake: crashing\n');
       exit(1, 'crash');
@@ -199,7 +209,7 @@ async function runJob({ job, audio, options }) {
       type: 'segment',
       job,
       segment: {
-        id,
+        id: index,
         seek: 0,
         start: id,
         end: id + 1,
@@ -224,6 +234,13 @@ async function runJob({ job, audio, options }) {
     });
   });
   send({ type: 'done', job, processing_seconds: 0.001 });
+}
+
+/** The lines [first, end) a shard answers with (all of them without a shard). */
+function shareOf(count, shard, long) {
+  if (!shard) return [0, count];
+  if (!long) return shard.index === 0 ? [0, count] : [0, 0];
+  return [Math.floor((shard.index * count) / shard.count), Math.floor(((shard.index + 1) * count) / shard.count)];
 }
 
 // Jobs arrive one message (one job, or one batch) at a time; they are answered in order.
@@ -264,7 +281,13 @@ function onCommand(line) {
   checkContract('WorkerCommand', message);
   if (message.type === 'transcribe' || message.type === 'transcribe_batch') {
     const jobs = message.type === 'transcribe' ? [message] : message.jobs;
-    journal('run', { jobs: jobs.map((job) => ({ job: job.job, text: readAudio(job.audio).lines.join(' ') })) });
+    journal('run', {
+      jobs: jobs.map((job) => ({
+        job: job.job,
+        text: readAudio(job.audio).lines.join(' '),
+        ...(job.options?.shard ? { shard: job.options.shard } : {}),
+      })),
+    });
     batches.push(jobs.map(({ job, audio, options }) => ({ job: String(job), audio, options: options ?? {} })));
     void serve();
   } else if (message.type === 'cancel') {

@@ -23,8 +23,8 @@ test('the committed contract.schema.json is what src/engine/messages.ts generate
   );
 });
 
-test('the options the worker handles itself are logprobs, batch_size, fit_window and diarize', () => {
-  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'diarize', 'fit_window', 'logprobs']);
+test('the options the worker handles itself are logprobs, batch_size, fit_window, diarize and shard', () => {
+  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'diarize', 'fit_window', 'logprobs', 'shard']);
 });
 
 test('options and their JSON Schema have the same names', () => {
@@ -51,6 +51,7 @@ test('options and their JSON Schema have the same names', () => {
     batch_size: 8,
     fit_window: true,
     diarize: {},
+    shard: { index: 0, count: 2 },
   };
   assert.deepEqual(Object.keys(all).sort(), Object.keys(TranscribeOptionsSchema.properties).sort());
 });

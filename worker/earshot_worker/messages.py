@@ -58,6 +58,11 @@ class DiarizeOptions(TypedDict, total=False):
     known_speakers: list[KnownSpeakerOption]
 
 
+class ShardOption(TypedDict):
+    index: int
+    count: int
+
+
 class TranscribeOptions(TypedDict, total=False):
     language: str
     task: Literal["transcribe", "translate"]
@@ -81,6 +86,7 @@ class TranscribeOptions(TypedDict, total=False):
     batch_size: int
     fit_window: bool
     diarize: DiarizeOptions
+    shard: ShardOption
 
 
 class JobSpec(TypedDict):

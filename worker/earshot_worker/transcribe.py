@@ -250,16 +250,64 @@ def content_frames(features: np.ndarray) -> int:
 CANCEL_CHECK_SECONDS = 1.0
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This worker decodes part `index` of `count` of a long job (the gateway sends the same job to
+    `count` idle workers and merges their segments in shard order)."""
+    index: int
+    count: int
+
+
+# A chunk's share of a shard's work: its seconds of audio plus this many, since the encoder always sees
+# a whole 30 s window, however short the chunk.
+SHARD_CHUNK_FIXED_SECONDS = 10.0
+
+
+def shard_chunks(durations: list[float], shard: Shard) -> range:
+    """The chunks (indices, contiguous and in order) that `shard` decodes out of chunks this long: the
+    shards get about equal work (SHARD_CHUNK_FIXED_SECONDS + duration each); a chunk goes to the shard
+    within whose share its middle falls. Every shard computes this from the same chunks, so the ranges
+    cover every chunk exactly once."""
+    weights = [SHARD_CHUNK_FIXED_SECONDS + duration for duration in durations]
+    total = sum(weights)
+    bounds = [0]
+    cumulative = 0.0
+    position = 0
+    for part in range(1, shard.count):
+        while position < len(weights) and cumulative + weights[position] / 2 < total * part / shard.count:
+            cumulative += weights[position]
+            position += 1
+        bounds.append(position)
+    bounds.append(len(weights))
+    return range(bounds[shard.index], bounds[shard.index + 1])
+
+
 class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]  # faster-whisper is untyped
     """faster-whisper's batched pipeline, but a batch of `batch_size` chunks is run in steps of as many
     chunks as take about CANCEL_CHECK_SECONDS (one on a CPU, the whole batch on a fast GPU), checking
     the job's cancel flag between steps (and, through Interruptible, between model calls). The chunks
-    are decoded independently, so the steps give what the whole batch gives."""
+    are decoded independently, so the steps give what the whole batch gives.
 
-    def __init__(self, model: WhisperModel, cancelled: threading.Event) -> None:
+    With a `shard`, everything up to the chunks (VAD, features, language detection) is done for the
+    whole audio as without one, and then only the shard's chunks (shard_chunks) are decoded: the
+    segments are those the whole decode gives for these chunks, with the same times."""
+
+    def __init__(self, model: WhisperModel, cancelled: threading.Event, shard: Shard | None = None) -> None:
         super().__init__(model)
         self.cancelled = cancelled
+        self.shard = shard
         self.seconds_per_chunk: float | None = None
+
+    def _batched_segments_generator(self, features: Any, tokenizer: Any, chunks_metadata: Any, batch_size: int,
+                                    options: Any, log_progress: bool) -> Any:
+        if self.shard is not None:
+            mine = shard_chunks([chunk["duration"] for chunk in chunks_metadata], self.shard)
+            log.info("shard %d of %d: chunks %d to %d of %d", self.shard.index, self.shard.count, mine.start,
+                     mine.stop - 1, len(chunks_metadata))
+            features = features[mine.start:mine.stop]
+            chunks_metadata = chunks_metadata[mine.start:mine.stop]
+        return super()._batched_segments_generator(features, tokenizer, chunks_metadata, batch_size, options,
+                                                   log_progress)
 
     def forward(self, features: Any, tokenizer: Any, chunks_metadata: Any, options: Any) -> Any:
         results: list[Any] = []
@@ -437,6 +485,20 @@ def check_options(job: Job) -> None:
     if job.options.get("fit_window") and job.options.get("batch_size") is not None:
         # The batched pipeline encodes chunks of other lengths together: it has no fitted window.
         raise JobError("invalid_options", "fit_window cannot be combined with batch_size")
+    shard = job.options.get("shard")
+    if shard is not None and shard["index"] >= shard["count"]:
+        raise JobError("invalid_options", f"shard {shard['index']} of {shard['count']} does not exist")
+    if shard is not None and job.options.get("diarize") is not None:
+        # Each shard would find the speakers on its own: their labels would not agree.
+        raise JobError("invalid_options", "shard cannot be combined with diarize")
+
+
+def job_shard(job: Job) -> Shard | None:
+    """The part of the job this worker decodes, when the gateway shares it among workers."""
+    shard = job.options.get("shard")
+    if shard is None or shard["count"] <= 1:
+        return None
+    return Shard(shard["index"], shard["count"])
 
 
 def run_job(model: WhisperModel, job: Job, send: Send,
@@ -475,6 +537,14 @@ def run_job(model: WhisperModel, job: Job, send: Send,
         batch_size = job.options.get("batch_size")
         if batch_size is None:
             batch_size = long_audio.batch_size_for(job.options, audio.size / SAMPLING_RATE)
+        shard = job_shard(job)
+        if shard is not None and shard.index > 0 and batch_size is None:
+            # Not decoded in chunks: the first shard decodes it whole, the others have nothing to add.
+            send({"type": "info", "job": job.id, "language": job.options.get("language", ""),
+                  "language_probability": 0.0, "duration": audio.size / SAMPLING_RATE,
+                  "duration_after_vad": audio.size / SAMPLING_RATE})
+            send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})
+            return
         if job.options.get("fit_window") and batch_size is None:
             fitter.fit(audio.size / SAMPLING_RATE <= FIT_MAX_AUDIO_SECONDS)
         try:
@@ -483,7 +553,7 @@ def run_job(model: WhisperModel, job: Job, send: Send,
                 # without timestamp tokens unless told otherwise, which gives one segment per 30 s
                 # chunk: ask for them, as sequential decoding does, unless the job says not to.
                 batched = {"without_timestamps": False, **options}
-                segments, info = CancellableBatchedPipeline(model, job.cancelled).transcribe(
+                segments, info = CancellableBatchedPipeline(model, job.cancelled, shard).transcribe(
                     audio, batch_size=int(batch_size), **batched)
             else:
                 segments, info = model.transcribe(audio, **options)

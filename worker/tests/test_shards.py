@@ -1,0 +1,86 @@
+"""Sharded jobs: one long job shared among workers, each decoding a contiguous share of its chunks.
+
+The gateway sends the same job to each idle worker with `shard: {index, count}` and joins their segments
+in shard order; what the shards give together must be what the job gives unsharded."""
+
+from __future__ import annotations
+
+import pytest
+
+from earshot_worker.transcribe import Shard, shard_chunks
+
+from test_worker import assert_failed_with, assert_succeeded, by_type, long_recording
+
+FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+@pytest.mark.parametrize("durations", [[], [30.0], [30.0, 5.0], [29.0, 30.0, 12.0, 30.0, 1.0, 28.0, 30.0]])
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_shards_cover_every_chunk_once_in_order(durations, count):
+    ranges = [shard_chunks(durations, Shard(index, count)) for index in range(count)]
+    assert [chunk for part in ranges for chunk in part] == list(range(len(durations)))
+
+
+def test_shards_share_the_work_about_equally():
+    ranges = [shard_chunks([30.0] * 10, Shard(index, 2)) for index in range(2)]
+    assert [len(part) for part in ranges] == [5, 5]
+    # A short last chunk counts for less than a whole one, but not for nothing.
+    ranges = [shard_chunks([30.0, 30.0, 30.0, 2.0], Shard(index, 2)) for index in range(2)]
+    assert [len(part) for part in ranges] == [2, 2]
+
+
+def segments_of(messages: list[dict]) -> list[dict]:
+    return [m["segment"] for m in by_type(messages, "segment")]
+
+
+@pytest.fixture(scope="module")
+def long_worker(models_dir):
+    from conftest import start_worker
+
+    # The multilingual model: each shard detects the language from the whole audio, as the whole job does.
+    worker, first = start_worker(models_dir / "base", "--long-audio-batch-size", "8", "--long-audio-seconds", "60",
+                                 "--no-warmup")
+    assert first["type"] == "ready"
+    yield worker
+    worker.stop()
+
+
+def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_worker, audio_dir, tmp_path):
+    clip = long_recording(audio_dir, tmp_path / "long.wav")
+    options = {"task": "transcribe", "temperature": FALLBACK}
+    whole = long_worker.transcribe(clip, options)
+    assert_succeeded(whole)
+    assert by_type(whole, "info")[0]["duration"] >= 60
+
+    parts = [long_worker.transcribe(clip, {**options, "shard": {"index": index, "count": 2}}) for index in range(2)]
+    for part in parts:
+        assert_succeeded(part)
+        # Every shard reports the whole audio's info.
+        assert by_type(part, "info")[0] | {"job": ""} == by_type(whole, "info")[0] | {"job": ""}
+    assert all(segments_of(part) for part in parts), "each shard decodes a share of the chunks"
+
+    def comparable(segment: dict) -> tuple:
+        return segment["text"], segment["start"], segment["end"], segment["seek"], segment["tokens"]
+
+    joined = [comparable(segment) for part in parts for segment in segments_of(part)]
+    assert joined == [comparable(segment) for segment in segments_of(whole)]
+
+
+def test_a_short_job_is_decoded_whole_by_the_first_shard_and_the_others_send_nothing(long_worker, audio_dir):
+    options = {"task": "transcribe", "temperature": FALLBACK}
+    whole = long_worker.transcribe(audio_dir / "jfk.flac", options)
+    first = long_worker.transcribe(audio_dir / "jfk.flac", {**options, "shard": {"index": 0, "count": 2}})
+    other = long_worker.transcribe(audio_dir / "jfk.flac", {**options, "shard": {"index": 1, "count": 2}})
+    assert_succeeded(first)
+    assert_succeeded(other)
+    assert [s["text"] for s in segments_of(first)] == [s["text"] for s in segments_of(whole)]
+    assert segments_of(other) == []
+
+
+@pytest.mark.parametrize("shard, extra", [
+    ({"index": 2, "count": 2}, {}),
+    ({"index": 0, "count": 2}, {"diarize": {}}),
+])
+def test_a_shard_that_cannot_be_is_invalid_options(long_worker, audio_dir, shard, extra):
+    messages = long_worker.transcribe(audio_dir / "jfk.flac", {"shard": shard, **extra})
+    assert_failed_with(messages, "invalid_options")
