@@ -26,6 +26,7 @@ export interface Config {
   longAudioBatchSize: number;
   longAudioSeconds: number;
   shardLongAudio: boolean;
+  fitShortAudioSeconds: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
   maxConcurrentUploadsPerClient: number;
@@ -285,6 +286,15 @@ export const optionSpecs = [
     description:
       'A request that arrives while its model has nothing waiting and several idle workers is sent to all of them; long audio is then decoded by all at once, each taking a share of its chunks. See README, "Long audio".',
     parse: boolean,
+  },
+  {
+    key: 'fitShortAudioSeconds',
+    env: 'EARSHOT_FIT_SHORT_AUDIO_SECONDS',
+    flag: '--fit-short-audio-seconds',
+    default: '0',
+    description:
+      "Audio at most this long (seconds, up to 28) is encoded in a window fitted to it instead of Whisper's fixed 30 s: a short file costs a fraction of the encoder; 0 turns it off. See README, \"Short audio\".",
+    parse: integer(0, 28),
   },
   {
     key: 'preloadModels',

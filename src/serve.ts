@@ -79,6 +79,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
         maxAudioSeconds: config.maxAudioSeconds,
         longAudioBatchSize: config.longAudioBatchSize,
         longAudioSeconds: config.longAudioSeconds,
+        fitShortAudioSeconds: config.fitShortAudioSeconds,
         diarizationModelDir: config.diarizationModelDir,
       },
       workersPerModel: config.workersPerModel,

@@ -32,6 +32,8 @@ export interface WorkerSettings {
   /** Batch size of the batched pipeline for long audio (0: sequential decoding always). */
   longAudioBatchSize: number;
   longAudioSeconds: number;
+  /** Audio at most this long is decoded with fitted windows unless its job says otherwise (0: never). */
+  fitShortAudioSeconds?: number;
   /** The speaker embedding model's directory for diarization (undefined: the bundled one). */
   diarizationModelDir?: string | undefined;
 }
@@ -72,6 +74,7 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   args.push('--max-audio-seconds', String(settings.maxAudioSeconds));
   args.push('--long-audio-batch-size', String(settings.longAudioBatchSize));
   args.push('--long-audio-seconds', String(settings.longAudioSeconds));
+  if (settings.fitShortAudioSeconds) args.push('--fit-short-audio-seconds', String(settings.fitShortAudioSeconds));
   if (settings.diarizationModelDir) args.push('--diarization-model', settings.diarizationModelDir);
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);

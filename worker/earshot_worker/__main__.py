@@ -28,6 +28,7 @@ import time
 from typing import Any, NoReturn, cast
 
 from . import contract
+from . import transcribe
 from .batching import run_batch
 from .transcribe import Job, LongAudioBatching, load_model, run_job, warm_up
 from .messages import ProtocolWriter, TranscribeOptions
@@ -58,6 +59,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="decode long audio with the batched pipeline, this many chunks at a time (0: never)")
     parser.add_argument("--long-audio-seconds", type=float, default=60.0,
                         help="audio at least this long counts as long")
+    parser.add_argument("--fit-short-audio-seconds", type=float, default=0.0,
+                        help="decode audio at most this long with fitted windows unless a job says otherwise (0: never)")
     parser.add_argument("--diarization-model", default=None,
                         help="speaker embedding model directory for diarization (default: the bundled one)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
@@ -175,6 +178,7 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     name = args.name or args.model
+    transcribe.fit_short_audio_seconds = args.fit_short_audio_seconds
     if args.diarization_model:
         from pathlib import Path
         from . import diarize

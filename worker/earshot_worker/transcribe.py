@@ -139,6 +139,12 @@ FRAMES_PER_SECOND = 100
 FIT_TOKENS_PER_SECOND = 12
 FIT_EXTRA_TOKENS = 10
 
+# Audio at most this long (seconds) is decoded with fitted windows unless its job says otherwise
+# (fit_window false): a short file then pays for its own seconds of encoder, not Whisper's 30 s.
+# Set once for the worker process (--fit-short-audio-seconds, the gateway's EARSHOT_FIT_SHORT_AUDIO_SECONDS);
+# 0 leaves every window whole. bench/short_clips.py measures what it gains and what it changes.
+fit_short_audio_seconds = 0.0
+
 
 @dataclass(frozen=True)
 class FittedWindow:
@@ -545,7 +551,10 @@ def run_job(model: WhisperModel, job: Job, send: Send,
                   "duration_after_vad": audio.size / SAMPLING_RATE})
             send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})
             return
-        if job.options.get("fit_window") and batch_size is None:
+        fit = job.options.get("fit_window")
+        if fit is None:
+            fit = audio.size / SAMPLING_RATE <= fit_short_audio_seconds
+        if fit and batch_size is None:
             fitter.fit(audio.size / SAMPLING_RATE <= FIT_MAX_AUDIO_SECONDS)
         try:
             if batch_size is not None:

@@ -163,3 +163,27 @@ def test_audio_longer_than_28_s_gets_the_whole_window(model_and_encoder, audio_d
     assert messages[-1]["type"] == "done"
     assert set(encoder.encoded_frames) == {3000}
 
+
+
+def test_the_workers_short_audio_setting_fits_short_files_unless_the_job_says_otherwise(
+        model_and_encoder, audio_dir, monkeypatch):
+    from earshot_worker import transcribe
+
+    model, encoder = model_and_encoder
+    jfk = str(audio_dir / "jfk.flac")  # 11 s
+    monkeypatch.setattr(transcribe, "fit_short_audio_seconds", 12.0)
+    encoder.encoded_frames.clear()
+    fitted = run(model, jfk, {"beam_size": 1})
+    assert set(encoder.encoded_frames) == {1300}
+    # The same words as the whole window gives (tiny.en on JFK).
+    encoder.encoded_frames.clear()
+    whole = run(model, jfk, {"beam_size": 1, "fit_window": False})
+    assert set(encoder.encoded_frames) == {3000}
+    text = lambda sent: "".join(m["segment"]["text"] for m in sent if m["type"] == "segment")  # noqa: E731
+    assert text(fitted) == text(whole)
+
+    # Longer than the setting: the whole window.
+    monkeypatch.setattr(transcribe, "fit_short_audio_seconds", 10.0)
+    encoder.encoded_frames.clear()
+    run(model, jfk, {"beam_size": 1})
+    assert set(encoder.encoded_frames) == {3000}
