@@ -293,7 +293,7 @@ export const optionSpecs = [
     flag: '--fit-short-audio-seconds',
     default: '0',
     description:
-      "Audio at most this long (seconds, up to 28) is encoded in a window fitted to it instead of Whisper's fixed 30 s: a short file costs a fraction of the encoder; 0 turns it off. See README, \"Short audio\".",
+      'Audio at most this long (seconds, up to 28) is encoded in a window fitted to it instead of Whisper\'s fixed 30 s: a short file costs a fraction of the encoder; 0 turns it off. See README, "Short audio".',
     parse: integer(0, 28),
   },
   {
