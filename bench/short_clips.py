@@ -2,6 +2,7 @@
 
 Run: node --import tsx scripts/run-python.ts bench/short_clips.py [--clips N] [--rounds N] [--no-language]
          [--model base|tiny.en] [--latency-runs N] [--systems bare,speaches,earshot,earshot-unpacked]
+         [--variant NAME:KEY=VALUE[,KEY=VALUE] ...]
          [--json PATH]
 
 Clips: bench/short_corpus.py (116 clips of real English speech, 2-6 s each, cut at pauses, with
@@ -20,7 +21,9 @@ with `--in-flight` (8) requests in flight:
   - earshot with its defaults (packing of short clips on, where the code has it), model whisper-1 on
     EARSHOT_DEFAULT_MODEL=<model>;
   - earshot-unpacked: the same with packing off (`--pack-off`, default EARSHOT_PACK_MAX_CLIPS=0), when the
-    code has that option.
+    code has that option;
+  - earshot-NAME for each `--variant NAME:KEY=VALUE,...`: earshot with those settings (e.g.
+    `--variant fit:EARSHOT_FIT_SHORT_AUDIO_SECONDS=10`), compared like the others.
 Every request gives `language` (en) to every system, or, with --no-language, none does.
 
 Each round runs every system once (the order turns round by round); a pass during which other work
@@ -189,6 +192,8 @@ def main() -> None:
     parser.add_argument("--systems", default="bare,speaches,earshot,earshot-unpacked")
     parser.add_argument("--pack-off", default=PACK_OFF, metavar="KEY=VALUE",
                         help=f"the earshot setting that turns packing off (default {PACK_OFF})")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="one more earshot server with these settings, named earshot-NAME (repeatable)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     language = None if args.no_language else "en"
@@ -234,8 +239,12 @@ def main() -> None:
                 stoppers.append(peer.stop)
                 peer.wait_ready()
                 systems["speaches"] = sender(f"{peer.url}/v1", f"Systran/faster-whisper-{args.model}", language)
-            for name, env in (("earshot", {}), ("earshot-unpacked", {pack_key: pack_off})):
+            variants = [(f"earshot-{name}", dict(item.split("=", 1) for item in settings.split(",")))
+                        for name, settings in (variant.split(":", 1) for variant in args.variant)]
+            wanted += [name for name, _ in variants]
+            for name, env in (("earshot", {}), ("earshot-unpacked", {pack_key: pack_off}), *variants):
                 if name in wanted:
+                    print(f"{name}: {env or 'defaults'}")
                     server = start_earshot({**earshot_env, **env}, name, options)
                     stoppers.append(server.stop)
                     servers[name] = server
@@ -288,8 +297,8 @@ def main() -> None:
                                "language": language, "in_flight": args.in_flight,
                                "systems": {name: {k: v for k, v in r.items() if k != "texts"} for name, r in best.items()},
                                "latency": latency}
-    for name in ("earshot", "earshot-unpacked"):
-        if name not in best:
+    for name in best:
+        if not name.startswith("earshot"):
             continue
         mine = best[name]
         if "bare" in best:
@@ -300,9 +309,11 @@ def main() -> None:
         if "speaches" in best:
             ratio = best["speaches"]["wall"] / mine["wall"]
             print(f"{name} / speaches: throughput {ratio:.2f}x (target ≥ 2.5x: {verdict(ratio >= 2.5)})")
-    if "earshot" in latency and "earshot-unpacked" in latency:
-        on, off = b.median(latency["earshot"]), b.median(latency["earshot-unpacked"])
-        print(f"single request, packing on vs off: {1000 * on:.1f} ms vs {1000 * off:.1f} ms "
+    for name in latency:
+        if name == "earshot-unpacked" or "earshot-unpacked" not in latency:
+            continue
+        on, off = b.median(latency[name]), b.median(latency["earshot-unpacked"])
+        print(f"single request, {name} vs earshot-unpacked: {1000 * on:.1f} ms vs {1000 * off:.1f} ms "
               f"({1000 * (on - off):+.1f} ms; target: no worse: {verdict(on <= off * 1.05)}, within 5 %)")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1), encoding="utf-8")
