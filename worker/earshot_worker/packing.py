@@ -99,7 +99,8 @@ class Piece:
 class Share:
     """What a window gave one clip, and whether it may be sent."""
     pieces: list[Piece] = field(default_factory=list)
-    suspect: bool = False
+    # Why the clip must be decoded alone, when a word makes it unsure.
+    doubt: str | None = None
 
 
 class AllCancelled:
@@ -230,14 +231,14 @@ def _decode_window(model: WhisperModel, clips: list[Clip], language: str, send: 
         return live
     again = []
     for clip, share in zip(live, shares):
+        doubt = share.doubt or _doubt(clip, share)
         if clip.job.cancelled.is_set():
             send({"type": "error", "job": clip.job.id, "code": "cancelled", "message": "the job was cancelled"})
-        elif share.suspect or not _plausible(clip, share):
+        elif doubt is not None:
+            log.info("job %s: decoding its clip alone again (%s)", clip.job.id, doubt)
             again.append(clip)
         else:
             _send_clip(clip, share, language, send, started)
-    if again:
-        log.info("%d of %d packed clips decoded alone again", len(again), len(live))
     return again
 
 
@@ -259,7 +260,8 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
         for word in segment.words or []:
             index, suspects = _owner(clips, word.start, word.end)
             for suspect in suspects:
-                shares[suspect].suspect = True
+                shares[suspect].doubt = f"the word {word.word!r} at {word.start:.2f}-{word.end:.2f} s of its window " \
+                    "lies over two clips or between them"
             if current is None or index != owner:
                 current = Piece(segment, [], [], [])
                 owner = index
@@ -272,22 +274,23 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
 
 
 def _owner(clips: list[Clip], start: float, end: float) -> tuple[int, list[int]]:
-    """The clip a word belongs to (the nearest to its middle) and the clips it makes suspect."""
-    overlaps = [max(0.0, min(end, clip.end) - max(start, clip.offset)) for clip in clips]
+    """The clip a word belongs to (the one its middle falls in, else the nearest) and the clips it
+    makes unsure: both clips it lies over, or both sides of the gap it lies in."""
     middle = (start + end) / 2
     nearest = min(range(len(clips)),
                   key=lambda i: 0.0 if clips[i].offset <= middle <= clips[i].end
                   else min(abs(middle - clips[i].offset), abs(middle - clips[i].end)))
+    overlaps = [max(0.0, min(end, clip.end) - max(start, clip.offset)) for clip in clips]
     over = [i for i, overlap in enumerate(overlaps) if overlap > STRADDLE_SECONDS]
     if len(over) > 1:
         return nearest, over
-    if not any(overlaps):
-        # In a gap: a word with no audio of its own, or one cut at a clip's edge; either way the
-        # clips on both sides of the gap are unsure.
-        before = [i for i, clip in enumerate(clips) if clip.end <= start][-1:]
-        after = [i for i, clip in enumerate(clips) if clip.offset >= end][:1]
-        return nearest, before + after
-    return nearest, []
+    inside = clips[nearest].offset <= middle <= clips[nearest].end
+    if inside or over:
+        return (over[0] if over else nearest), []
+    # In a gap: a word with no audio of its own, or one cut at a clip's edge.
+    before = [i for i, clip in enumerate(clips) if clip.end <= middle][-1:]
+    after = [i for i, clip in enumerate(clips) if clip.offset >= middle][:1]
+    return nearest, before + after
 
 
 def _word_tokens(tokenizer: Tokenizer, segments: list[Any], words: list[Any]) -> list[list[int]] | None:
@@ -336,18 +339,20 @@ def _token_probabilities(tokens: list[list[int]], words: list[Any],
     return result
 
 
-def _plausible(clip: Clip, share: Share) -> bool:
-    """Whether a clip's share looks like a decode of its own: some text, not repeated, likely enough."""
+def _doubt(clip: Clip, share: Share) -> str | None:
+    """Why a clip's share does not look like a decode of its own (no text, repeated, unlikely), or None."""
     text = "".join(word.word for piece in share.pieces for word in piece.words)
     if not text.strip():
-        return False
+        return "no text"
     options = clip.job.options
     ratio_threshold = options.get("compression_ratio_threshold", DEFAULT_COMPRESSION_RATIO_THRESHOLD)
     if ratio_threshold is not None and get_compression_ratio(text) > ratio_threshold:
-        return False
+        return f"compression ratio {get_compression_ratio(text):.2f} above {ratio_threshold}"
     logprobs = [logprob for piece in share.pieces for logprob in piece.logprobs]
     logprob_threshold = options.get("log_prob_threshold", DEFAULT_LOG_PROB_THRESHOLD)
-    return not (logprob_threshold is not None and logprobs and sum(logprobs) / len(logprobs) < logprob_threshold)
+    if logprob_threshold is not None and logprobs and sum(logprobs) / len(logprobs) < logprob_threshold:
+        return f"mean log probability {sum(logprobs) / len(logprobs):.2f} below {logprob_threshold}"
+    return None
 
 
 def _clamp(seconds: float, clip: Clip) -> float:
