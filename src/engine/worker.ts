@@ -32,6 +32,8 @@ export interface WorkerSettings {
   /** Batch size of the batched pipeline for long audio (0: sequential decoding always). */
   longAudioBatchSize: number;
   longAudioSeconds: number;
+  /** Clips of at most this many seconds in a transcribe_batch are packed into shared windows (0: never). */
+  packClipSeconds: number;
   /** The speaker embedding model's directory for diarization (undefined: the bundled one). */
   diarizationModelDir?: string | undefined;
 }
@@ -72,6 +74,7 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   args.push('--max-audio-seconds', String(settings.maxAudioSeconds));
   args.push('--long-audio-batch-size', String(settings.longAudioBatchSize));
   args.push('--long-audio-seconds', String(settings.longAudioSeconds));
+  args.push('--pack-clip-seconds', String(settings.packClipSeconds));
   if (settings.diarizationModelDir) args.push('--diarization-model', settings.diarizationModelDir);
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);
