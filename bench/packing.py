@@ -1,10 +1,12 @@
 """Packing short clips into shared windows (worker/earshot_worker/packing.py) against decoding them one by one.
 
-Run: node --import tsx scripts/run-python.ts bench/packing.py [--model base] [--threads 2] [--rounds 2]
-     [--fit-window]
+Run: node --import tsx scripts/run-python.ts bench/packing.py [--set short|mixed] [--model base]
+     [--threads 2] [--rounds 2] [--gap 0.6] [--fit-window]
 
-Takes the English clips of at most 10 s of benchlib.short_clips plus jfk.flac cut into its three
-phrases (17 clips, 2.4-10 s), and runs them in this process through the worker's own job paths with
+Two sets of English clips: `short` (default), 14 clips of 2.4-5.6 s cut between words (jfk.flac's three
+phrases, hotwords.mp3, the left and right voices of stereo_diarization.wav, the English part of
+multilingual.mp3 in 8 pieces), like the short requests of issue 14's probe; `mixed`, the clips of
+benchlib.short_clips of at most 10 s (3-10 s, several cut in the middle of a word), runs them in this process through the worker's own job paths with
 the bundled model, int8, language given, earshot's default temperatures: one by one (run_job), then
 all together as one transcribe_batch (run_packed, EARSHOT_PACK_CLIP_SECONDS 10). Prints, per method, the
 CPU time of this process (the steadier measure on a shared machine) and the wall time, how many clips
@@ -56,15 +58,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fit-window", action="store_true")
+    parser.add_argument("--set", choices=["short", "mixed"], default="short")
+    parser.add_argument("--gap", type=float, default=packing.GAP_SECONDS)
     args = parser.parse_args()
 
     b.print_machine("packing probe")
     folder = Path(tempfile.mkdtemp(prefix="earshot-packing-"))
-    clips = [path for path, _ in b.short_clips(folder)
-             if "german" not in path.name and b.load_seconds(path) <= 10.0]
-    jfk = b.load("jfk.flac")
-    for i, (start, end) in enumerate([(0.0, 2.4), (2.4, 7.5), (7.5, None)]):
-        clips.append(b.write_flac(folder / f"phrase{i}.flac", b.cut(jfk, start, end)))
+    packing.GAP_SECONDS = args.gap
+    clips = short_set(folder) if args.set == "short" else [
+        path for path, _ in b.short_clips(folder) if "german" not in path.name and b.load_seconds(path) <= 10.0]
     print(f"{len(clips)} clips, {sum(b.load_seconds(path) for path in clips):.1f} s of audio")
 
     model = load_model(str(b.MODELS / args.model), "cpu", "int8", args.threads, None, True)
@@ -110,6 +112,17 @@ def main() -> int:
                   f"alone again {fallbacks.count:2}  WER vs one by one {100 * errors / max(1, words):.2f} %  "
                   f"load {b.loadavg()}")
     return 0
+
+
+def short_set(folder: Path) -> list[Path]:
+    jfk, license_text = b.load("jfk.flac"), b.load("multilingual.mp3")
+    pieces = [b.cut(jfk, start, end) for start, end in [(0.0, 2.4), (2.4, 7.5), (7.5, None)]]
+    pieces += [b.load("hotwords.mp3"), b.cut(b.load_channel("stereo_diarization.wav", 0), 0, 5.5),
+               b.cut(b.load_channel("stereo_diarization.wav", 1), 0, 3)]
+    # Between words, by base's word timestamps.
+    cuts = [0.0, 4.82, 9.64, 14.7, 19.22, 23.88, 26.5, b.MIT_EN_END_SECONDS]
+    pieces += [b.cut(license_text, start, end) for start, end in zip(cuts, cuts[1:])]
+    return [b.write_flac(folder / f"{i:02d}.flac", piece) for i, piece in enumerate(pieces)]
 
 
 def _alone_decoded(model: object, jobs: list[Job], audio: dict[str, object]) -> list[dict]:

@@ -9,7 +9,9 @@ no conditioning on previous text), and each word goes to the clip its timestamps
 
 No request may get another's words, so a clip's share of a window is checked before it is sent, and
 the clip is decoded alone again (as run_job would have) when:
-  - a word lies over two clips (its audio overlaps both by more than STRADDLE_SECONDS), or in a gap;
+  - a word covers a whole gap between two clips, or lies mostly inside one (GAP_SHARE): word
+    timestamps stretch over silence and can be half a second off near a clip's edge, so such a word
+    cannot be given to either side with confidence (both sides are decoded alone);
   - the clip comes back without text;
   - its text compresses too well (compression ratio above the job's compression_ratio_threshold,
     2.4 by default: repetition) or its tokens are too unlikely (mean log probability below the job's
@@ -63,8 +65,10 @@ WINDOW_SECONDS = 30.0
 # Silence between two clips of a window: enough for Whisper to end a segment there and for word
 # timestamps to fall on one side (the probe of issue 14 used 0.6 s).
 GAP_SECONDS = 0.6
-# A word whose audio overlaps two clips by more than this each lies over both.
-STRADDLE_SECONDS = 0.1
+# Word timestamps (cross-attention alignment) stretch over silence, and near a clip's edge they can
+# be half a second off: a word that covers a whole gap, or lies mostly inside one, cannot be given to
+# either clip with confidence.
+GAP_SHARE = 0.5
 # Whisper's defaults, as faster-whisper's transcribe() has them.
 DEFAULT_COMPRESSION_RATIO_THRESHOLD = 2.4
 DEFAULT_LOG_PROB_THRESHOLD = -1.0
@@ -76,7 +80,6 @@ class Clip:
     audio: np.ndarray
     # Where the clip starts in its window, in seconds.
     offset: float = 0.0
-
     @property
     def duration(self) -> float:
         return self.audio.size / SAMPLING_RATE
@@ -137,8 +140,10 @@ def _key(options: Mapping[str, object], language: str) -> str:
     return json.dumps([language, sorted(shared.items())])
 
 
-def lay_out(clips: list[Clip], window: float = WINDOW_SECONDS, gap: float = GAP_SECONDS) -> list[list[Clip]]:
-    """The clips in windows of at most `window` seconds, in their order, `gap` apart; sets their offsets."""
+def lay_out(clips: list[Clip], window: float = WINDOW_SECONDS, gap: float | None = None) -> list[list[Clip]]:
+    """The clips in windows of at most `window` seconds, in their order, `gap` (GAP_SECONDS) apart; sets
+    their offsets."""
+    gap = GAP_SECONDS if gap is None else gap
     windows: list[list[Clip]] = []
     used = window + 1.0
     for clip in clips:
@@ -244,9 +249,9 @@ def _decode_window(model: WhisperModel, clips: list[Clip], language: str, send: 
 
 def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, float]],
           tokenizer: Tokenizer) -> list[Share] | None:
-    """Each clip's share of a window's segments, by word timestamps; a clip is marked suspect when a
-    word lies over it and another, or in the gap beside it. None when the words cannot be matched
-    to the window's tokens."""
+    """Each clip's share of a window's segments, by word timestamps; a clip is marked unsure (doubt)
+    when a word lies over or inside a gap beside it (_owner). None when the words cannot be matched to
+    the window's tokens."""
     words = [word for segment in segments for word in segment.words or []]
     tokens = _word_tokens(tokenizer, segments, words)
     if tokens is None:
@@ -261,7 +266,7 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
             index, suspects = _owner(clips, word.start, word.end)
             for suspect in suspects:
                 shares[suspect].doubt = f"the word {word.word!r} at {word.start:.2f}-{word.end:.2f} s of its window " \
-                    "lies over two clips or between them"
+                    "lies over or inside the gap between two clips"
             if current is None or index != owner:
                 current = Piece(segment, [], [], [])
                 owner = index
@@ -274,23 +279,17 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
 
 
 def _owner(clips: list[Clip], start: float, end: float) -> tuple[int, list[int]]:
-    """The clip a word belongs to (the one its middle falls in, else the nearest) and the clips it
-    makes unsure: both clips it lies over, or both sides of the gap it lies in."""
-    middle = (start + end) / 2
-    nearest = min(range(len(clips)),
-                  key=lambda i: 0.0 if clips[i].offset <= middle <= clips[i].end
-                  else min(abs(middle - clips[i].offset), abs(middle - clips[i].end)))
-    overlaps = [max(0.0, min(end, clip.end) - max(start, clip.offset)) for clip in clips]
-    over = [i for i, overlap in enumerate(overlaps) if overlap > STRADDLE_SECONDS]
-    if len(over) > 1:
-        return nearest, over
-    inside = clips[nearest].offset <= middle <= clips[nearest].end
-    if inside or over:
-        return (over[0] if over else nearest), []
-    # In a gap: a word with no audio of its own, or one cut at a clip's edge.
-    before = [i for i, clip in enumerate(clips) if clip.end <= middle][-1:]
-    after = [i for i, clip in enumerate(clips) if clip.offset >= middle][:1]
-    return nearest, before + after
+    """The clip a word belongs to (the one its timestamps overlap most, else the nearest: a punctuation
+    mark may have no duration) and the clips it makes unsure: both sides of a gap that the word covers
+    whole or lies mostly inside (GAP_SHARE)."""
+    overlaps = [min(end, clip.end) - max(start, clip.offset) for clip in clips]
+    owner = max(range(len(clips)), key=lambda i: overlaps[i])
+    for before, after in zip(clips, clips[1:]):
+        in_gap = min(end, after.offset) - max(start, before.end)
+        covers = start <= before.end and end >= after.offset
+        if covers or (in_gap > 0 and in_gap > GAP_SHARE * (end - start)):
+            return owner, [clips.index(before), clips.index(after)]
+    return owner, []
 
 
 def _word_tokens(tokenizer: Tokenizer, segments: list[Any], words: list[Any]) -> list[list[int]] | None:
