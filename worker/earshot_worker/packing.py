@@ -62,8 +62,8 @@ from .transcribe import (
 log = logging.getLogger("earshot_worker")
 
 WINDOW_SECONDS = 30.0
-# Silence between two clips of a window: enough for Whisper to end a segment there and for word
-# timestamps to fall on one side (the probe of issue 14 used 0.6 s).
+# Silence between two clips of a window (the probe of issue 14 used 0.6 s; 1.0 s gave more clips
+# decoded alone again on bench/packing.py's clips, not fewer).
 GAP_SECONDS = 0.6
 # Word timestamps (cross-attention alignment) stretch over silence, and near a clip's edge they can
 # be half a second off: a word that covers a whole gap, or lies mostly inside one, cannot be given to
@@ -80,6 +80,7 @@ class Clip:
     audio: np.ndarray
     # Where the clip starts in its window, in seconds.
     offset: float = 0.0
+
     @property
     def duration(self) -> float:
         return self.audio.size / SAMPLING_RATE
