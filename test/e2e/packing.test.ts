@@ -21,7 +21,11 @@ describe('packing short requests', () => {
 
   before(async () => {
     // One worker, so that requests wait together behind a long one; jfk.flac (11 s) packs too.
-    server = await startServer({ EARSHOT_WORKERS_PER_MODEL: '1', EARSHOT_PACK_CLIP_SECONDS: '12' });
+    server = await startServer({
+      EARSHOT_WORKERS_PER_MODEL: '1',
+      EARSHOT_PACK_MAX_CLIPS: '8',
+      EARSHOT_PACK_CLIP_SECONDS: '12',
+    });
     client = new OpenAI({ baseURL: server.baseURL, apiKey: 'not-needed', maxRetries: 0 });
   });
 

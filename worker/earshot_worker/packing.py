@@ -9,9 +9,10 @@ no conditioning on previous text), and each word goes to the clip its timestamps
 
 No request may get another's words, so a clip's share of a window is checked before it is sent, and
 the clip is decoded alone again (as run_job would have) when:
-  - a word covers a whole gap between two clips, or lies mostly inside one (GAP_SHARE): word
-    timestamps stretch over silence and can be half a second off near a clip's edge, so such a word
-    cannot be given to either side with confidence (both sides are decoded alone);
+  - a word overlaps two clips (TOUCH_SECONDS), covers the whole gap between two, or lies mostly
+    inside it (GAP_SHARE):
+    word timestamps stretch over silence and can be half a second off near a clip's edge, so such a
+    word cannot be given to either side with confidence (both sides are decoded alone);
   - the clip comes back without text;
   - its text compresses too well (compression ratio above the job's compression_ratio_threshold,
     2.4 by default: repetition) or its tokens are too unlikely (mean log probability below the job's
@@ -66,8 +67,10 @@ WINDOW_SECONDS = 30.0
 # decoded alone again on bench/packing.py's clips, not fewer).
 GAP_SECONDS = 0.6
 # Word timestamps (cross-attention alignment) stretch over silence, and near a clip's edge they can
-# be half a second off: a word that covers a whole gap, or lies mostly inside one, cannot be given to
-# either clip with confidence.
+# be half a second off: a word that overlaps two clips (by more than this each), or lies inside a gap,
+# cannot be given to either side with confidence; nor can one that lies mostly inside a gap (a word
+# of the next clip placed before it, or a word misheard across the gap). Timestamps are in steps of 20 ms.
+TOUCH_SECONDS = 0.02
 GAP_SHARE = 0.5
 # Whisper's defaults, as faster-whisper's transcribe() has them.
 DEFAULT_COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -251,7 +254,7 @@ def _decode_window(model: WhisperModel, clips: list[Clip], language: str, send: 
 def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, float]],
           tokenizer: Tokenizer) -> list[Share] | None:
     """Each clip's share of a window's segments, by word timestamps; a clip is marked unsure (doubt)
-    when a word lies over or inside a gap beside it (_owner). None when the words cannot be matched to
+    when a word overlaps it and another clip, or lies mostly inside a gap beside it (_owner). None when the words cannot be matched to
     the window's tokens."""
     words = [word for segment in segments for word in segment.words or []]
     tokens = _word_tokens(tokenizer, segments, words)
@@ -267,7 +270,7 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
             index, suspects = _owner(clips, word.start, word.end)
             for suspect in suspects:
                 shares[suspect].doubt = f"the word {word.word!r} at {word.start:.2f}-{word.end:.2f} s of its window " \
-                    "lies over or inside the gap between two clips"
+                    "overlaps two clips or lies mostly inside the gap between them"
             if current is None or index != owner:
                 current = Piece(segment, [], [], [])
                 owner = index
@@ -280,15 +283,21 @@ def split(clips: list[Clip], segments: list[Any], recorded: list[tuple[int, floa
 
 
 def _owner(clips: list[Clip], start: float, end: float) -> tuple[int, list[int]]:
-    """The clip a word belongs to (the one its timestamps overlap most, else the nearest: a punctuation
-    mark may have no duration) and the clips it makes unsure: both sides of a gap that the word covers
-    whole or lies mostly inside (GAP_SHARE)."""
+    """The clip a word belongs to and the clips it makes unsure. A word belongs to the clip its
+    timestamps overlap most, or, overlapping none, to the clip that holds it (a punctuation mark may
+    have no duration). Unsure: the clips a word overlaps (by more than TOUCH_SECONDS each), when it
+    overlaps two; both sides of a gap that the word covers whole, or that holds it or more than
+    GAP_SHARE of it."""
     overlaps = [min(end, clip.end) - max(start, clip.offset) for clip in clips]
     owner = max(range(len(clips)), key=lambda i: overlaps[i])
+    touched = [i for i, overlap in enumerate(overlaps) if overlap > TOUCH_SECONDS]
+    if len(touched) > 1:
+        return owner, touched
     for before, after in zip(clips, clips[1:]):
         in_gap = min(end, after.offset) - max(start, before.end)
-        covers = start <= before.end and end >= after.offset
-        if covers or (in_gap > 0 and in_gap > GAP_SHARE * (end - start)):
+        covers = start <= before.end + TOUCH_SECONDS and end >= after.offset - TOUCH_SECONDS
+        inside = before.end < start <= end < after.offset
+        if covers or inside or in_gap > GAP_SHARE * (end - start):
             return owner, [clips.index(before), clips.index(after)]
     return owner, []
 
