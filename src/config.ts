@@ -20,6 +20,8 @@ export interface Config {
   cpuThreads: number;
   workersPerModel: number;
   maxBatch: number;
+  packMaxClips: number;
+  packClipSeconds: number;
   preloadModels: string[];
   modelTtlSeconds: number;
   maxLoadedModels: number;
@@ -332,6 +334,26 @@ export const optionSpecs = [
     description:
       'Short requests for the same model with identical options that wait together are decoded in one batch of up to this many; 1 turns cross-request batching off. See README, "Batching".',
     parse: integer(1, 64),
+  },
+  {
+    key: 'packMaxClips',
+    env: 'EARSHOT_PACK_MAX_CLIPS',
+    flag: '--pack-max-clips',
+    // Off by default: on bench/packing.py's clips (cut from the test recordings) 8 of 13 clips had to be
+    // decoded alone again, and packing cost more CPU than decoding one by one (README, "Packing").
+    default: '1',
+    description:
+      'Short requests for the same model with the same options and a known language that wait together are packed side by side into shared 30 s windows, up to this many per worker; 0 or 1 turns packing off. See README, "Packing".',
+    parse: integer(0, 64),
+  },
+  {
+    key: 'packClipSeconds',
+    env: 'EARSHOT_PACK_CLIP_SECONDS',
+    flag: '--pack-clip-seconds',
+    default: '10',
+    description:
+      'Audio at most this long (seconds) may be packed (EARSHOT_PACK_MAX_CLIPS); longer audio is decoded alone.',
+    parse: integer(1, 29),
   },
   {
     key: 'workersPerModel',

@@ -20,6 +20,11 @@ export interface EngineOptions {
   worker: WorkerSettings;
   /** Most jobs decoded together in one batch (1: no cross-request batching). */
   maxBatch: number;
+  /**
+   * Most short jobs packed side by side into shared windows by one worker (0 or 1: no packing; the
+   * workers must then be started with packClipSeconds 0).
+   */
+  packMaxClips: number;
   /** Worker processes per model. */
   workersPerModel: number;
   /** A job that may be long, arriving at an idle model, is shared among its idle workers (shards.ts). */

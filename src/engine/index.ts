@@ -12,10 +12,11 @@ export {
   type UnloadReason,
   type WorkerFailureCode,
 } from './engine-errors.ts';
-export type { JobRequest, PoolState, PoolStatus, StopOutcome } from './model-pool.ts';
+export { packShare, type JobRequest, type PoolState, type PoolStatus, type StopOutcome } from './model-pool.ts';
 export type { JobListener, WorkerSettings } from './worker.ts';
 export type { EngineInfo, EngineSegment, EngineWord, TokenLogprob, TranscribeOptions, Transcript } from './messages.ts';
 export {
+  isEnglishOnly,
   ModelRegistry,
   needsDownload,
   readBundledModels,

@@ -6,15 +6,19 @@
 import Type, { type Static, type TSchema } from 'typebox';
 
 /**
- * Which option values keep a job out of faster-whisper's BatchedInferencePipeline, per kind of
- * batch: `cross_request`, several short jobs decoded together (the gateway's pools group them, the
- * worker's batching.py decodes them); `long_audio`, one long file decoded in batched chunks (the
- * worker's LongAudioBatching). `'any'`: any value given; a list: one of these values. Both sides read
- * this annotation (`x-unbatched` on an option's schema) through `batchable()` here and in contract.py.
+ * Which option values keep a job out of a shared decode, per kind: `cross_request`, several short
+ * jobs decoded together by faster-whisper's BatchedInferencePipeline (the gateway's pools group them,
+ * the worker's batching.py decodes them); `long_audio`, one long file decoded in batched chunks (the
+ * worker's LongAudioBatching); `packing`, short clips laid side by side in one 30 s window and split
+ * back by word timestamps (the worker's packing.py), which needs what a single decode of each clip
+ * would do to be the same in a shared window. `'any'`: any value given; a list: one of these values.
+ * Both sides read this annotation (`x-unbatched` on an option's schema) through `batchable()` here
+ * and in contract.py.
  */
 export interface Unbatched {
   cross_request?: 'any' | readonly (boolean | number | string)[];
   long_audio?: 'any' | readonly (boolean | number | string)[];
+  packing?: 'any' | readonly (boolean | number | string)[];
 }
 export type BatchKind = keyof Unbatched;
 
@@ -55,36 +59,47 @@ export const TranscribeOptionsSchema = Type.Object(
   {
     language: Type.Optional(Type.String()),
     task: Type.Optional(Type.Union([Type.Literal('transcribe'), Type.Literal('translate')])),
-    initial_prompt: Type.Optional(Type.String()),
+    initial_prompt: Type.Optional(Type.String(unbatched({ packing: 'any' }))),
     temperature: Type.Optional(Type.Array(Type.Number())),
     word_timestamps: Type.Optional(Type.Boolean()),
     beam_size: Type.Optional(Type.Integer({ minimum: 1 })),
     best_of: Type.Optional(Type.Integer({ minimum: 1 })),
     patience: Type.Optional(Type.Number()),
     // The batch's clips are given by timestamps; VAD would cut them again. Long audio needs VAD.
-    vad_filter: Type.Optional(Type.Boolean(unbatched({ cross_request: [true], long_audio: [false] }))),
+    vad_filter: Type.Optional(Type.Boolean(unbatched({ cross_request: [true], long_audio: [false], packing: [true] }))),
     vad_parameters: Type.Optional(VadParametersSchema),
-    hotwords: Type.Optional(Type.String()),
+    // Packing: a prompt shared by every clip of a window could carry text from one clip's decode into
+    // another's; kept out, as the initial prompt.
+    hotwords: Type.Optional(Type.String(unbatched({ packing: 'any' }))),
     // Text forced at the start of the first window (faster-whisper's own); the segments' text includes
     // it. The batched pipeline would force it at the start of every chunk.
-    prefix: Type.Optional(Type.String(unbatched({ cross_request: 'any', long_audio: 'any' }))),
+    prefix: Type.Optional(Type.String(unbatched({ cross_request: 'any', long_audio: 'any', packing: 'any' }))),
     // The batched pipeline never conditions on previous text.
-    condition_on_previous_text: Type.Optional(Type.Boolean(unbatched({ long_audio: [true] }))),
-    without_timestamps: Type.Optional(Type.Boolean()),
+    // Packing decodes each window without it (no clip may condition on another's text): a job that sets
+    // it either way asks for a decode of its own.
+    condition_on_previous_text: Type.Optional(Type.Boolean(unbatched({ long_audio: [true], packing: 'any' }))),
+    // Packing splits a window by timestamps.
+    without_timestamps: Type.Optional(Type.Boolean(unbatched({ packing: [true] }))),
     no_speech_threshold: Type.Optional(Type.Number()),
     log_prob_threshold: Type.Optional(Type.Number()),
     compression_ratio_threshold: Type.Optional(Type.Number()),
     // The batched pipeline skips the hallucination filter.
-    hallucination_silence_threshold: Type.Optional(Type.Number(unbatched({ cross_request: 'any', long_audio: 'any' }))),
+    hallucination_silence_threshold: Type.Optional(
+      Type.Number(unbatched({ cross_request: 'any', long_audio: 'any', packing: 'any' })),
+    ),
     /** Handled by the worker: per-token log probabilities on each segment (one alignment record per job). */
-    logprobs: Type.Optional(Type.Boolean({ 'x-worker': true, ...unbatched({ cross_request: [true] }) })),
+    logprobs: Type.Optional(
+      Type.Boolean({ 'x-worker': true, ...unbatched({ cross_request: [true], packing: [true] }) }),
+    ),
     /** Handled by the worker: decode with faster-whisper's BatchedInferencePipeline, on its own. */
-    batch_size: Type.Optional(Type.Integer({ minimum: 1, 'x-worker': true, ...unbatched({ cross_request: 'any' }) })),
+    batch_size: Type.Optional(
+      Type.Integer({ minimum: 1, 'x-worker': true, ...unbatched({ cross_request: 'any', packing: 'any' }) }),
+    ),
     /** Handled by the worker: a short clip is decoded fast when the encoder sees only the audio, not 30 s. */
     fit_window: Type.Optional(
       Type.Boolean({
         'x-worker': true,
-        ...unbatched({ cross_request: [true], long_audio: [true] }),
+        ...unbatched({ cross_request: [true], long_audio: [true], packing: 'any' }),
         description:
           "Encode each window fitted to its audio instead of Whisper's fixed 30 s: the audio plus 2 s of " +
           'padding, in whole seconds, at least 5 s; bound its decode to 12 tokens a second of audio + 10 ' +
@@ -114,7 +129,7 @@ export const TranscribeOptionsSchema = Type.Object(
       Type.Unsafe<DiarizeOptions>({
         ...DiarizeOptionsSchema,
         'x-worker': true,
-        ...unbatched({ cross_request: 'any' }),
+        ...unbatched({ cross_request: 'any', packing: 'any' }),
       }),
     ),
   },

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { EngineError, isEngineError, jobCancelled } from './engine-errors.ts';
 import type { EngineOptions } from './engine-options.ts';
 import { batchable, type Transcript } from './messages.ts';
-import type { ResolvedModel } from './models.ts';
+import { isEnglishOnly, type ResolvedModel } from './models.ts';
 import { ShardMerger, shardable, shardSpec } from './shards.ts';
 import { EngineWorker, type JobSpec } from './worker.ts';
 
@@ -43,6 +43,27 @@ export function batchKey(spec: JobSpec): string | undefined {
   const options = spec.options;
   if (!batchable(options, 'cross_request')) return undefined;
   return JSON.stringify(Object.entries(options).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * Jobs with the same key may be packed side by side into shared windows (the worker's packing.py);
+ * undefined means the job is not packed. Packing needs the same options, except word timestamps
+ * (each window is decoded with them), nothing that asks for a decode of its own (the contract's
+ * `x-unbatched` rule for `packing`), and a known language: given, or the model is English-only.
+ */
+export function packKey(spec: JobSpec, englishOnly: boolean): string | undefined {
+  const { word_timestamps: _words, ...options } = spec.options;
+  if (!batchable(spec.options, 'packing')) return undefined;
+  if (options.language === undefined && !englishOnly) return undefined;
+  return JSON.stringify([spec.task, Object.entries(options).sort(([a], [b]) => a.localeCompare(b))]);
+}
+
+/**
+ * How many of `waiting` packable jobs (the head included) one free worker takes: an even share among
+ * the `idle` workers (so that none is left without work while another packs), at most `maxClips`.
+ */
+export function packShare(waiting: number, idle: number, maxClips: number): number {
+  return Math.max(1, Math.min(maxClips, Math.ceil(waiting / Math.max(1, idle))));
 }
 
 interface QueuedJob {
@@ -237,25 +258,58 @@ export class ModelPool {
     for (const worker of this.workers) worker.cancel(job.spec.id);
   }
 
-  /** Gives each idle worker the next job, with the queued jobs that can be decoded in one batch with it. */
+  /**
+   * Gives each idle worker the next job, with the queued jobs that can be packed with it or else
+   * decoded in one batch with it.
+   */
   private dispatch(): void {
     if (this.dispatchShards()) return;
     for (const worker of this.workers) {
       if (this.queue.length === 0) return;
       if (!worker.usable || worker.busy || this.assigned.has(worker)) continue;
       const head = this.queue.shift()!;
-      const batch = [head];
-      const key = this.options.maxBatch > 1 && !head.live ? batchKey(head.spec) : undefined;
-      for (let i = 0; key !== undefined && i < this.queue.length && batch.length < this.options.maxBatch;) {
-        const waiting = this.queue[i]!;
-        if (!waiting.live && batchKey(waiting.spec) === key) batch.push(...this.queue.splice(i, 1));
-        else i++;
-      }
+      const packed = this.packWith(head);
+      const batch = packed ?? this.batchWith(head);
       if (batch.length > 1) {
-        this.log.info({ model: this.model.id, jobs: batch.map((job) => job.spec.id) }, 'decoding a batch');
+        this.log.info(
+          { model: this.model.id, jobs: batch.map((job) => job.spec.id) },
+          packed ? 'packing short jobs' : 'decoding a batch',
+        );
       }
       this.run(worker, batch);
     }
+  }
+
+  /**
+   * The head and the waiting jobs packed with it (its share of them, packShare), in queue order; or
+   * undefined when the head is not packed (packing is off, the job is live or its options say no).
+   */
+  private packWith(head: QueuedJob): QueuedJob[] | undefined {
+    if (this.options.packMaxClips <= 1 || head.live) return undefined;
+    const englishOnly = isEnglishOnly(this.model);
+    const key = packKey(head.spec, englishOnly);
+    if (key === undefined) return undefined;
+    const fits = (job: QueuedJob): boolean => !job.live && packKey(job.spec, englishOnly) === key;
+    const idle = [...this.workers].filter((w) => w.usable && !w.busy && !this.assigned.has(w)).length;
+    const share = packShare(1 + this.queue.filter(fits).length, idle, this.options.packMaxClips);
+    return [head, ...this.takeWaiting(fits, share - 1)];
+  }
+
+  /** The head and the waiting jobs with identical options, up to maxBatch (cross-request batching). */
+  private batchWith(head: QueuedJob): QueuedJob[] {
+    const key = this.options.maxBatch > 1 && !head.live ? batchKey(head.spec) : undefined;
+    if (key === undefined) return [head];
+    return [head, ...this.takeWaiting((job) => !job.live && batchKey(job.spec) === key, this.options.maxBatch - 1)];
+  }
+
+  /** Takes up to `count` waiting jobs that `fits` accepts out of the queue, in queue order. */
+  private takeWaiting(fits: (job: QueuedJob) => boolean, count: number): QueuedJob[] {
+    const taken: QueuedJob[] = [];
+    for (let i = 0; i < this.queue.length && taken.length < count;) {
+      if (fits(this.queue[i]!)) taken.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    return taken;
   }
 
   private run(worker: EngineWorker, jobs: QueuedJob[]): void {

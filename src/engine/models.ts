@@ -22,6 +22,16 @@ export interface ResolvedModel {
   source: ModelSource;
 }
 
+/**
+ * Whether a model is one of Whisper's English-only ones, which its name says (`tiny.en`,
+ * `Systran/faster-whisper-base.en`, a directory named so): such a model needs no language to know
+ * what language it decodes. A guess from the name: the worker checks the model itself.
+ */
+export function isEnglishOnly(model: ResolvedModel): boolean {
+  const source = model.source.kind === 'hub' ? model.source.repo : model.source.path;
+  return [model.id, source].some((name) => /\.en$/i.test(name.replace(/[/\\]+$/, '')));
+}
+
 /** One entry of GET /v1/models, in OpenAI's shape. */
 export interface ModelEntry {
   id: string;

@@ -34,6 +34,8 @@ export interface WorkerSettings {
   longAudioSeconds: number;
   /** Audio at most this long is decoded with fitted windows unless its job says otherwise (0: never). */
   fitShortAudioSeconds?: number;
+  /** Clips of at most this many seconds in a transcribe_batch are packed into shared windows (0: never). */
+  packClipSeconds: number;
   /** The speaker embedding model's directory for diarization (undefined: the bundled one). */
   diarizationModelDir?: string | undefined;
 }
@@ -75,6 +77,7 @@ function workerArguments(model: ResolvedModel, settings: WorkerSettings): string
   args.push('--long-audio-batch-size', String(settings.longAudioBatchSize));
   args.push('--long-audio-seconds', String(settings.longAudioSeconds));
   if (settings.fitShortAudioSeconds) args.push('--fit-short-audio-seconds', String(settings.fitShortAudioSeconds));
+  args.push('--pack-clip-seconds', String(settings.packClipSeconds));
   if (settings.diarizationModelDir) args.push('--diarization-model', settings.diarizationModelDir);
   if (model.source.kind === 'hub') {
     if (settings.hubCacheDir) args.push('--download-root', settings.hubCacheDir);

@@ -96,6 +96,8 @@ describe('requests that share an x-request-id, batched (EARSHOT_MAX_BATCH=8, one
       EARSHOT_DEFAULT_MODEL: 'tiny.en',
       EARSHOT_WORKERS_PER_MODEL: '1',
       EARSHOT_MAX_BATCH: '8',
+      // tiny.en needs no language, so these requests would be packed (README, "Packing"): this is about batches.
+      EARSHOT_PACK_MAX_CLIPS: '1',
       EARSHOT_TMP_DIR: tmpDir,
     });
   });

@@ -36,6 +36,7 @@ export function fakeWorkerSettings(overrides: Partial<WorkerSettings> = {}): Wor
     maxAudioSeconds: 3600,
     longAudioBatchSize: 0,
     longAudioSeconds: 600,
+    packClipSeconds: 0,
     ...overrides,
   };
 }
@@ -47,6 +48,7 @@ export function engineOptions(
   return {
     worker: fakeWorkerSettings(worker),
     maxBatch: 1,
+    packMaxClips: 1,
     workersPerModel: 1,
     shardLongAudio: false,
     maxQueuedJobs: 100,

@@ -30,6 +30,7 @@ from typing import Any, NoReturn, cast
 from . import contract
 from . import transcribe
 from .batching import run_batch
+from .packing import packs_all, run_packed
 from .transcribe import Job, LongAudioBatching, load_model, run_job, warm_up
 from .messages import ProtocolWriter, TranscribeOptions
 
@@ -61,6 +62,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="audio at least this long counts as long")
     parser.add_argument("--fit-short-audio-seconds", type=float, default=0.0,
                         help="decode audio at most this long with fitted windows unless a job says otherwise (0: never)")
+    parser.add_argument("--pack-clip-seconds", type=float, default=0.0,
+                        help="pack the clips of a transcribe_batch up to this long into shared windows (0: never)")
     parser.add_argument("--diarization-model", default=None,
                         help="speaker embedding model directory for diarization (default: the bundled one)")
     parser.add_argument("--log-level", default="INFO", type=str.upper,
@@ -70,10 +73,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 class Worker:
     def __init__(self, writer: ProtocolWriter, max_audio_seconds: float = float("inf"),
-                 long_audio: LongAudioBatching = LongAudioBatching()) -> None:
+                 long_audio: LongAudioBatching = LongAudioBatching(), pack_clip_seconds: float = 0.0) -> None:
         self.writer = writer
         self.max_audio_seconds = max_audio_seconds
         self.long_audio = long_audio
+        # With packing on, the gateway sends packable jobs as a transcribe_batch (packing.py).
+        self.pack_clip_seconds = pack_clip_seconds
         # Each item is one job, or the jobs of one transcribe_batch message; None ends the loop.
         self.jobs: queue.Queue[list[Job] | None] = queue.Queue()
         self.known: dict[str, Job] = {}
@@ -149,6 +154,9 @@ class Worker:
             try:
                 if len(batch) == 1:
                     run_job(model, batch[0], self.writer.send, self.max_audio_seconds, self.long_audio)
+                elif self.pack_clip_seconds > 0 and packs_all(model, batch):
+                    run_packed(model, batch, self.writer.send, self.max_audio_seconds, self.long_audio,
+                               self.pack_clip_seconds)
                 else:
                     run_batch(model, batch, self.writer.send, self.max_audio_seconds, self.long_audio)
             finally:
@@ -194,7 +202,7 @@ def main(argv: list[str]) -> int:
         return 3
     writer.send({"type": "ready", "model": name, "load_seconds": time.monotonic() - started})
     worker = Worker(writer, args.max_audio_seconds,
-                    LongAudioBatching(args.long_audio_batch_size, args.long_audio_seconds))
+                    LongAudioBatching(args.long_audio_batch_size, args.long_audio_seconds), args.pack_clip_seconds)
     threading.Thread(target=worker.read_commands, name="stdin-reader", daemon=True).start()
     worker.serve(model)
     return 0

@@ -19,7 +19,7 @@ SCHEMA_FILE = Path(__file__).with_name("contract.schema.json")
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 DEFINITIONS: dict[str, Any] = SCHEMA["$defs"]
 
-BatchKind = Literal["cross_request", "long_audio"]
+BatchKind = Literal["cross_request", "long_audio", "packing"]
 
 _validators: dict[str, Draft202012Validator] = {}
 
@@ -59,8 +59,9 @@ EVENT_TYPES = frozenset(variant["properties"]["type"]["const"] for variant in DE
 
 
 def batchable(options: Mapping[str, object], kind: BatchKind) -> bool:
-    """Whether a job with these options may be decoded in a batch of this kind: the contract's
-    `x-unbatched` rule, which the gateway's batchKey reads too (src/engine/messages.ts `batchable`)."""
+    """Whether a job with these options may be decoded in a batch of this kind (or, for `packing`,
+    packed into a shared window): the contract's `x-unbatched` rule, which the gateway's batchKey and
+    packKey read too (src/engine/messages.ts `batchable`)."""
     for name, value in options.items():
         if value is None or name not in _OPTIONS:
             continue

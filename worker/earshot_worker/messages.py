@@ -3,7 +3,9 @@
 gateway -> worker (stdin)
   {"type": "transcribe", "job": ID, "audio": PATH, "options": {faster-whisper transcribe() kwargs}}
   {"type": "transcribe_batch", "jobs": [{"job": ID, "audio": PATH, "options": {...}}, ...]}
-      short jobs with identical options, decoded together (batching.py); answered per job as above
+      short jobs with identical options, decoded together: packed side by side into shared windows
+      (packing.py) when the worker packs (--pack-clip-seconds) and every job may be packed, else in
+      one batch (batching.py); answered per job as above
   {"type": "cancel", "job": ID}
       the job ends with error "cancelled" at the engine's next model call (about a second at most)
   {"type": "shutdown"}

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import ctranslate2
@@ -92,6 +92,12 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
+class CancelFlag(Protocol):
+    """What a cancel flag must answer: a job's threading.Event, or the flag of several packed jobs."""
+
+    def is_set(self) -> bool: ...
+
+
 class Interruptible:
     """Stands in for the CTranslate2 model (in front of the WindowFitter): before each call into
     it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
@@ -100,7 +106,7 @@ class Interruptible:
 
     def __init__(self, model: Any) -> None:
         self._model = model
-        self.cancelled: threading.Event | None = None
+        self.cancelled: CancelFlag | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)

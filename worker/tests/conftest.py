@@ -197,8 +197,8 @@ def tiny_model_dir() -> Path:
     return bundled_model("tiny.en")
 
 
-def _ready_worker(name: str) -> Iterator[WorkerProcess]:
-    worker, first = start_worker(bundled_model(name))
+def _ready_worker(name: str, *extra_args: str) -> Iterator[WorkerProcess]:
+    worker, first = start_worker(bundled_model(name), *extra_args)
     assert first["type"] == "ready", f"expected ready, got {first!r}; stderr:\n{worker.stderr_tail()}"
     worker.ready = first  # type: ignore[attr-defined]
     try:
@@ -217,6 +217,12 @@ def tiny_worker() -> Iterator[WorkerProcess]:
 def base_worker() -> Iterator[WorkerProcess]:
     """A long-lived worker on the bundled multilingual base model."""
     yield from _ready_worker("base")
+
+
+@pytest.fixture(scope="session")
+def packing_worker() -> Iterator[WorkerProcess]:
+    """A long-lived worker on the bundled base model that packs clips up to 10 s (test_packing.py)."""
+    yield from _ready_worker("base", "--pack-clip-seconds", "10")
 
 
 @pytest.fixture
