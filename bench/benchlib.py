@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import signal
 import statistics
 import subprocess
 import tarfile
@@ -455,6 +457,63 @@ def wait_http_ok(url: str, process: subprocess.Popen[Any], log_path: Path, label
         if time.perf_counter() > deadline:
             raise RuntimeError(f"{label} did not answer {url} in time")
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- speaches, the peer
+
+SPEACHES_START = Path(os.environ.get("SPEACHES_START", ROOT.parent / "shared" / "peers" / "speaches" / "start.sh"))
+SPEACHES_HOME = Path(os.environ.get("SPEACHES_HOME", Path.home() / ".cache" / "earshot-peers" / "speaches"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def speaches_serves(model: str) -> bool:
+    """Whether speaches' fake Hugging Face cache holds Systran/faster-whisper-<model> (its setup.sh installs base)."""
+    return (SPEACHES_HOME / "hf-cache" / f"models--Systran--faster-whisper-{model}" / "refs" / "main").is_file()
+
+
+class Speaches:
+    """The peer, started with its defaults by its own start.sh (which exec's uvicorn: our child is the server)."""
+
+    def __init__(self, directory: Path) -> None:
+        if not SPEACHES_START.is_file():
+            raise SystemExit(f"no speaches runner at {SPEACHES_START} (SPEACHES_START)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self.log_path = directory / "speaches.log"
+        self.log = open(self.log_path, "w")
+        env = {k: v for k, v in clean_environment().items() if not k.startswith("SPEACHES_") and k != "PYTHONPATH"}
+        self.process = subprocess.Popen([str(SPEACHES_START), str(self.port)], env=env, stdin=subprocess.DEVNULL,
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, model: str = "Systran/faster-whisper-base", timeout: float = 300) -> None:
+        """Until it answers and has loaded `model` (start.sh loads it once /health answers)."""
+        deadline = time.perf_counter() + timeout
+        wait_http_ok(f"{self.url}/health", self.process, self.log_path, "speaches", timeout)
+        while time.perf_counter() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/ps", timeout=5) as response:
+                    if model in response.read().decode():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"speaches did not load {model} in time; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:  # it has been seen not to exit on SIGTERM (bench/README.md)
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
 
 
 # ---------------------------------------------------------------- passes of requests

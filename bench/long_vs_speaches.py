@@ -14,53 +14,15 @@ busy the rest of the machine was. Not a test.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from openai import OpenAI
 
 import benchlib as b
 
-SPEACHES_START = b.ROOT.parent / "shared" / "peers" / "speaches" / "start.sh"
 SPEACHES_MODEL = "Systran/faster-whisper-base"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Speaches:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.log = open(Path(tempfile.gettempdir()) / f"speaches-{self.port}.log", "w")
-        self.process = subprocess.Popen(["bash", str(SPEACHES_START), str(self.port)], stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/ps", timeout=5) as response:
-                    if SPEACHES_MODEL in response.read().decode():
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"speaches did not load its model; see {self.log.name}")
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, 15)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, 9)
-        self.log.close()
 
 
 def main() -> int:
@@ -77,7 +39,7 @@ def main() -> int:
         path, reference, duration = b.long_recording(Path(tmp), 300.0, 1.0)
         print(f"file: {duration:.1f} s, {len(b.normalise(reference))} reference words")
         servers: dict[str, tuple[str, str, int]] = {}
-        started: list[b.Earshot | Speaches] = []
+        started: list[b.Earshot | b.Speaches] = []
         try:
             wanted = set(args.only) or {"sharded", "unsharded", "speaches"}
             if args.no_unsharded:
@@ -96,8 +58,9 @@ def main() -> int:
                     time.sleep(0.2)
                 servers[label] = (server.base_url, "whisper-1", server.gateway_pid())
             if "speaches" in wanted:
-                speaches = Speaches()
+                speaches = b.Speaches(Path(tmp))
                 started.append(speaches)
+                speaches.wait_ready(SPEACHES_MODEL)
                 servers["speaches"] = (speaches.base_url, SPEACHES_MODEL, speaches.process.pid)
 
             def send(label: str, audio: Path) -> str:

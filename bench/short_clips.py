@@ -42,10 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -57,8 +53,6 @@ from openai import OpenAI
 import benchlib as b
 import short_corpus
 
-SPEACHES_START = Path(os.environ.get("SPEACHES_START", b.ROOT.parent / "shared" / "peers" / "speaches" / "start.sh"))
-SPEACHES_HOME = Path(os.environ.get("SPEACHES_HOME", Path.home() / ".cache" / "earshot-peers" / "speaches"))
 PACK_OFF = "EARSHOT_PACK_MAX_CLIPS=0"
 LATENCY_CLIP_SECONDS = 3.0
 DISTURBED = 0.25
@@ -98,47 +92,6 @@ class Bare:
 
     def stop(self) -> None:
         self.pool.shutdown(cancel_futures=True)
-
-
-# ---------------------------------------------------------------- speaches
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def speaches_serves(model: str) -> bool:
-    return (SPEACHES_HOME / "hf-cache" / f"models--Systran--faster-whisper-{model}" / "refs" / "main").is_file()
-
-
-class Speaches:
-    """The peer, started with its defaults by its own start.sh (which exec's uvicorn: our child is the server)."""
-
-    def __init__(self, directory: Path) -> None:
-        if not SPEACHES_START.is_file():
-            raise SystemExit(f"no speaches runner at {SPEACHES_START} (SPEACHES_START)")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = directory / "speaches.log"
-        self.log = open(self.log_path, "w")
-        env = {k: v for k, v in b.clean_environment().items() if not k.startswith("SPEACHES_") and k != "PYTHONPATH"}
-        self.process = subprocess.Popen([str(SPEACHES_START), str(self.port)], env=env, stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        b.wait_http_ok(f"{self.url}/health", self.process, self.log_path, "speaches", timeout)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:  # it has been seen not to exit on SIGTERM (bench/README.md)
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
 
 
 # ---------------------------------------------------------------- earshot
@@ -209,7 +162,7 @@ def main() -> None:
     if not packing:
         print(f"({pack_key} is not an option of this code: earshot runs with its defaults only)")
         wanted = [w for w in wanted if w != "earshot-unpacked"]
-    if "speaches" in wanted and not speaches_serves(args.model):
+    if "speaches" in wanted and not b.speaches_serves(args.model):
         print(f"(speaches' cache has no Systran/faster-whisper-{args.model}: its setup.sh installs only base; "
               "speaches left out)")
         wanted = [w for w in wanted if w != "speaches"]
@@ -235,7 +188,7 @@ def main() -> None:
                 stoppers.append(bare.stop)
                 systems["bare"] = bare.send
             if "speaches" in wanted:
-                peer = Speaches(Path(tmp))
+                peer = b.Speaches(Path(tmp))
                 stoppers.append(peer.stop)
                 peer.wait_ready()
                 systems["speaches"] = sender(f"{peer.url}/v1", f"Systran/faster-whisper-{args.model}", language)
