@@ -21,8 +21,9 @@ ratios and the targets (b ≤ 0.6× bare with WER ≤ +1 point; c ≤ 1.03×; d 
 Each measurement notes how many cores other work used meanwhile; a disturbed long run is repeated.
 Beside each long run's wall time, the CPU seconds of everything the benchmark runs (this process,
 both servers' gateways and workers, idle or not): on a machine shared with other work, wall times
-of the same decode vary by tens of per cent, CPU seconds by a few; (c)'s CPU ratio tells what earshot
-adds to the decode's own work where the wall ratio cannot.
+of the same decode varied by up to 40 %, CPU seconds by 2 to 10 % (contention makes CTranslate2's
+threads spin longer); (c)'s CPU ratio by round tells what earshot adds to the decode's own work when
+the wall ratio cannot.
 """
 
 from __future__ import annotations
