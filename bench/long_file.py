@@ -19,6 +19,11 @@ measures with the bundled `base` model, int8, 2 CPU threads:
 Prints times, real-time factors, word error rates against the recordings' reference texts, the
 ratios and the targets (b ≤ 0.6× bare with WER ≤ +1 point; c ≤ 1.03×; d ≤ 20 ms). Not a test.
 Each measurement notes how many cores other work used meanwhile; a disturbed long run is repeated.
+Beside each long run's wall time, the CPU seconds of everything the benchmark runs (this process,
+both servers' gateways and workers, idle or not): on a machine shared with other work, wall times
+of the same decode varied by up to 40 %, CPU seconds by 2 to 10 % (contention makes CTranslate2's
+threads spin longer); (c)'s CPU ratio by round tells what earshot adds to the decode's own work when
+the wall ratio cannot.
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ def main() -> None:
 
             methods = {"bare": bare, "earshot default": earshot_default, "earshot identical": earshot_identical}
             results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in methods}
+            cpu_seconds: dict[str, list[float]] = {name: [] for name in methods}  # every run
+            kept_cpu: dict[str, list[float]] = {name: [] for name in methods}  # the run kept in each round
             texts: dict[str, str] = {}
             print("\n-- long file (each method alternately; a run disturbed by other work is repeated)")
             for round_ in range(args.rounds):
@@ -121,10 +128,15 @@ def main() -> None:
                         text = method(long_path)
                         window.stop()
                         error = b.wer(reference, text)
+                        own_cpu = window.own_cores * window.seconds
                         print(f"  round {round_ + 1} {name:18} {window.seconds:7.2f} s = {duration / window.seconds:5.1f}x "
-                              f"real time  WER {100 * error:5.2f} %  ({window.note()}, load {b.loadavg()})", flush=True)
+                              f"real time, CPU {own_cpu:6.2f} s  WER {100 * error:5.2f} %  ({window.note()}, "
+                              f"load {b.loadavg()})", flush=True)
+                        # CPU seconds are kept from every run, disturbed or not: other work changes them little.
+                        cpu_seconds[name].append(own_cpu)
                         if window.other_cores < DISTURBED or attempt == 2:
                             results[name].append((window.seconds, error, window.other_cores))
+                            kept_cpu[name].append(own_cpu)
                             texts[name] = text
                             break
                         print("    disturbed: repeating")
@@ -139,6 +151,7 @@ def main() -> None:
             default_t, default_w, _ = best("earshot default")
             identical_t, identical_w, _ = best("earshot identical")
             bare_m, default_m, identical_m = (median_time(n) for n in methods)
+            bare_cpu, default_cpu, identical_cpu = (b.median(cpu_seconds[n]) for n in methods)
 
             print("\n-- 5 s clip latency (alternating runs)")
             list(model.transcribe(str(clip_path))[0])
@@ -198,6 +211,9 @@ def main() -> None:
           f"WER {100 * (default_w - bare_w):+.2f} points (target ≤ +1: {verdict(default_w - bare_w <= 0.01)})")
     print(f"(c) earshot identical opts   {identical_t:7.2f} s ({identical_m:.2f})  WER {100 * identical_w:5.2f} %  "
           f"ratio {identical_t / bare_t:.3f}x bare ({identical_m / bare_m:.3f}x) (target ≤ 1.03: {verdict(identical_t / bare_t <= 1.03)})")
+    print(f"    CPU seconds (median of every run: this process and both servers): bare {bare_cpu:.2f}, "
+          f"(b) {default_cpu:.2f} = {default_cpu / bare_cpu:.3f}x, (c) {identical_cpu:.2f} = {identical_cpu / bare_cpu:.3f}x; "
+          f"(c)/(a) by round: {', '.join(f'{c / a:.3f}' for a, c in zip(kept_cpu['bare'], kept_cpu['earshot identical']))}")
     print(f"(d) 5 s clip added latency (median of paired differences): "
           f"SDK {1000 * paired['sdk identical']:.1f} ms (target ≤ 20: {verdict(paired['sdk identical'] <= 0.02)}), "
           f"raw HTTP {1000 * paired['raw identical']:.1f} ms, SDK default request on the default server "

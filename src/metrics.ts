@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Engine, EngineObserver, Transcript } from './engine/index.ts';
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+// How often the event loop's lag is sampled (prom-client's default is 10 ms; see the constructor).
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 export class Metrics implements EngineObserver {
   readonly registry = new Registry();
@@ -85,7 +87,16 @@ export class Metrics implements EngineObserver {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'earshot_gateway_' });
+    // prom-client samples event loop lag with a timer that wakes the gateway every 10 ms by default:
+    // 100 wake-ups a second, each taking a core from the decoding workers (on 2 cores, from one of
+    // CTranslate2's two threads of a long decode, and the other then waits for it). Sampled every
+    // 100 ms, a blocked loop still shows; the idle gateway's main thread went from 5.3 to 0.7 ms of CPU
+    // a second (bench/README.md, "Long file, overhead and latency").
+    collectDefaultMetrics({
+      register: this.registry,
+      prefix: 'earshot_gateway_',
+      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+    });
   }
 
   /** Queue and worker gauges, read from the engine when scraped (the engine reports to this object too). */

@@ -27,3 +27,19 @@ describe('metrics labels', () => {
     await dispose();
   });
 });
+
+describe('event loop lag', () => {
+  it('is still caught with the coarser sampling: a loop blocked for 300 ms shows in the lag gauges', async () => {
+    const metrics = new Metrics();
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const blockedUntil = Date.now() + 300;
+    while (Date.now() < blockedUntil) {
+      // the event loop is blocked
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const text = await metrics.registry.metrics();
+    const max = /^earshot_gateway_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1];
+    assert.ok(max !== undefined, 'the lag gauge is exposed');
+    assert.ok(Number(max) >= 0.15, `a 300 ms block shows as lag (max ${max} s)`);
+  });
+});
