@@ -342,7 +342,9 @@ export class TranscriptionSession {
     turn.partialEnd = end;
     const audio = this.buffer.slice(turn.start, end);
     const options: TranscribeOptions = {
-      ...this.decodeOptions(turn),
+      ...this.decodeOptions(),
+      // Forced to start with the words sent, so it only proposes how the turn goes on.
+      ...(turn.stable.sent && { prefix: turn.stable.sent }),
       beam_size: 1,
       temperature: [0],
       fit_window: true,
@@ -370,13 +372,15 @@ export class TranscriptionSession {
     const seconds = audio.length / SAMPLE_RATE;
     const stoppedAt = performance.now();
     const fit = seconds <= FIT_WINDOW_MAX_SECONDS;
+    // Not forced to start with the words sent (a wrong one would steer the rest, and a forced prefix
+    // once made the decode repeat the turn): StableText.finish aligns the decode with them.
     const options: TranscribeOptions = {
-      ...this.decodeOptions(turn),
+      ...this.decodeOptions(),
       ...(fit && { fit_window: true }),
       ...(this.config.includeLogprobs && { logprobs: true }),
     };
     // A turn without words sent yet (manual commits, short turns) gets its segments as they are
-    // decoded; otherwise the decode is forced to start with the words sent, and the rest follows.
+    // decoded; otherwise what follows the words sent is sent once the whole turn is decoded.
     const streamSegments = turn.stable.sent === '';
     try {
       const transcript = await this.decode(audio, options, this.jobs.signal, (text) => {
@@ -410,11 +414,10 @@ export class TranscriptionSession {
     }
   }
 
-  private decodeOptions(turn: Turn): TranscribeOptions {
+  private decodeOptions(): TranscribeOptions {
     return {
       ...(this.config.language && { language: this.config.language }),
       ...(this.config.prompt && { initial_prompt: this.config.prompt }),
-      ...(turn.stable.sent && { prefix: turn.stable.sent }),
       without_timestamps: true,
       condition_on_previous_text: false,
       vad_filter: false,

@@ -1,15 +1,22 @@
 // Which words of a turn still being spoken are safe to send. Each partial decode of the growing turn
 // is forced to start with the text already sent (faster-whisper's `prefix`), so it only proposes a
 // continuation. A word is stable once two consecutive partials propose it at the same place, spelled
-// the same, punctuation included ("local agreement", as in whisper_streaming): the last words of a cut
-// turn and the punctuation after them change as more audio arrives, and agreement filters exactly
-// those. Sent words are never taken back, and the final decode is forced to start with them too, so
-// the deltas of a turn put together are its completed transcript.
+// the same, punctuation included ("local agreement", as in whisper_streaming), and a word after it is
+// agreed too: the last agreed word is held back. Decodes of the first second or two of a turn are
+// unreliable at their end and at their start ("Had he married" was "How do you marry" in three
+// consecutive partials of 1.5-2.25 s of audio), and a sent word is never taken back, so holding one
+// word back is what kept such guesses out (bench/README.md has the numbers). The final decode of the
+// committed turn is not forced to start with the sent text (a wrong forced prefix made it repeat the
+// sentence once): its words are aligned with the sent ones and what follows them is the turn's last
+// delta, so the deltas of a turn put together are its completed transcript.
 
 /** A text as words that keep their leading space: joining them gives the text back. */
 export function words(text: string): string[] {
   return text.match(/\s*\S+/g) ?? [];
 }
+
+/** Agreed words held back from each offer until a later word is agreed after them. */
+export const HELD_BACK_WORDS = 1;
 
 /**
  * The part of a decoded text after what was already sent. The decoder was forced to start with
@@ -20,6 +27,39 @@ export function continuationAfter(decoded: string, sent: string): string {
   const text = decoded.trimStart();
   if (text.startsWith(sent)) return text.slice(sent.length);
   return words(text).slice(words(sent).length).join('');
+}
+
+/** A word as compared when aligning: lower case, letters, digits and apostrophes only. */
+function comparable(word: string): string {
+  return word.toLowerCase().replace(/[^\p{L}\p{N}']/gu, '');
+}
+
+/**
+ * The part of a decode of the whole turn (not forced to start with the sent text) that comes after
+ * what was already sent: the sent words are aligned with the decode's first words by word-level edit
+ * distance, case and punctuation ignored, and the rest is what follows the decode's best-matching
+ * start (of equal matches, the one nearest the sent text's length in words). A sent word the decode
+ * has otherwise ("marry" for "married") is thus not repeated, nor is the turn.
+ */
+export function restAfter(decoded: string, sent: string): string {
+  const decodedWords = words(decoded);
+  const sentKeys = words(sent).map(comparable);
+  const decodedKeys = decodedWords.map(comparable);
+  // distances[j]: edit distance between the sent words and the decode's first j words.
+  let distances = decodedKeys.map((_, j) => j).concat(decodedKeys.length);
+  for (const [i, sentKey] of sentKeys.entries()) {
+    const next = [i + 1];
+    for (const [j, decodedKey] of decodedKeys.entries()) {
+      next.push(Math.min(distances[j + 1]! + 1, next[j]! + 1, distances[j]! + (sentKey === decodedKey ? 0 : 1)));
+    }
+    distances = next;
+  }
+  let best = 0;
+  for (let j = 1; j < distances.length; j++) {
+    const nearer = Math.abs(j - sentKeys.length) < Math.abs(best - sentKeys.length);
+    if (distances[j]! < distances[best]! || (distances[j] === distances[best] && nearer)) best = j;
+  }
+  return decodedWords.slice(best).join('');
 }
 
 /** The words two consecutive continuations agree on, from their start. */
@@ -42,14 +82,15 @@ export class StableText {
   offer(decoded: string): string {
     const continuation = words(continuationAfter(decoded, this.sent));
     const agreed = agreedWords(this.proposal, continuation);
-    this.proposal = continuation.slice(agreed.length);
-    return this.append(agreed.join(''));
+    const stable = agreed.slice(0, Math.max(0, agreed.length - HELD_BACK_WORDS));
+    this.proposal = continuation.slice(stable.length);
+    return this.append(stable.join(''));
   }
 
-  /** Takes the final decode's text; returns the rest of the turn to send. */
+  /** Takes the final decode of the whole turn (not forced to start with the sent text); returns the rest of the turn to send. */
   finish(decoded: string): string {
     this.proposal = [];
-    return this.append(continuationAfter(decoded, this.sent));
+    return this.append(this.sent === '' ? decoded : restAfter(decoded, this.sent));
   }
 
   /** Appends decoded text as it is (a segment of a decode that had nothing to agree with). */

@@ -2,7 +2,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AudioBuffer } from '../../src/realtime/audio-buffer.ts';
-import { agreedWords, continuationAfter, StableText, words } from '../../src/realtime/stability.ts';
+import {
+  agreedWords,
+  continuationAfter,
+  HELD_BACK_WORDS,
+  restAfter,
+  StableText,
+  words,
+} from '../../src/realtime/stability.ts';
 
 test('words keep their leading spaces, so joining them gives the text back', () => {
   const text = ' And so, my fellow Americans.';
@@ -26,7 +33,7 @@ test('words are agreed from the start until the first difference, punctuation in
   assert.deepEqual(agreedWords([], [' my']), []);
 });
 
-test('a word is sent once two consecutive partials propose it, and the deltas join into the transcript', () => {
+test('a word is sent once two consecutive partials propose it and a word after it, and the deltas join into the transcript', () => {
   const stable = new StableText();
   const sent: string[] = [];
   const offer = (decoded: string) => {
@@ -35,15 +42,47 @@ test('a word is sent once two consecutive partials propose it, and the deltas jo
     return delta;
   };
   assert.equal(offer(' And so'), ''); // nothing to agree with yet
-  assert.equal(offer(' And so my fellow'), 'And so'); // the first delta has no leading space
-  assert.equal(offer(' And so my fellow Americans.'), ' my fellow');
+  assert.equal(offer(' And so my fellow'), 'And'); // "so" is agreed but last: held back; no leading space
+  assert.equal(offer(' And so my fellow Americans.'), ' so my');
   assert.equal(offer(' And so my fellow Americans, ask not'), ''); // "Americans." became "Americans,"
-  assert.equal(offer(' And so my fellow Americans, ask not what'), ' Americans, ask not');
-  const rest = stable.finish(' And so my fellow Americans, ask not what your country can do for you.');
+  assert.equal(offer(' And so my fellow Americans, ask not what'), ' fellow Americans, ask');
+  // The final decode is not forced to start with the sent text: its punctuation differs ("so,").
+  const rest = stable.finish(' And so, my fellow Americans, ask not what your country can do for you.');
   sent.push(rest);
-  assert.equal(rest, ' what your country can do for you.');
+  assert.equal(rest, ' not what your country can do for you.');
   assert.equal(sent.join(''), 'And so my fellow Americans, ask not what your country can do for you.');
   assert.equal(stable.sent, sent.join(''));
+});
+
+test('two partials that agree on one word only send nothing: a guess at the end of the audio waits', () => {
+  const stable = new StableText();
+  assert.equal(stable.offer(' How do you marry?'), '');
+  // The two agree on "How" alone (the real partials of "Had he married" at 0.75 and 1 s of audio).
+  assert.equal(stable.offer(' How he married'), '');
+  assert.equal(stable.offer(' Had he married a more'), '');
+  assert.equal(stable.offer(' Had he married a more amiable'), 'Had he married a');
+  assert.equal(stable.sent, 'Had he married a');
+  assert.equal(HELD_BACK_WORDS, 1);
+});
+
+test('the rest of the final decode follows the sent words it aligns with, case and punctuation ignored', () => {
+  // A sent word the final decode has otherwise is neither repeated nor followed by the whole turn again.
+  assert.equal(
+    restAfter(' Had he married a more amiable woman, he might', 'How do you marry a more amiable'),
+    ' woman, he might',
+  );
+  assert.equal(
+    restAfter(
+      ' He began a confused complaint against the wizard, who had vanished behind the curtain on the left.',
+      'He began a confused complaint against the wizard who',
+    ),
+    ' had vanished behind the curtain on the left.',
+  );
+  // A first word the partials lost ("And") is not sent again after the sent words.
+  assert.equal(restAfter(' And Mr. John Dashwood had then leisure', 'Mr John Dashwood had'), ' then leisure');
+  // A final decode that ends before the sent text does: nothing more.
+  assert.equal(restAfter(' One two', 'One two three'), '');
+  assert.equal(restAfter(' One two three four', ''), ' One two three four');
 });
 
 test('segments of a decode with nothing sent before are added as they come', () => {
