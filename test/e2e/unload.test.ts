@@ -60,6 +60,9 @@ describe('no worker outlives its pool (two workers per model)', () => {
       EARSHOT_WORKERS_PER_MODEL: '2',
       EARSHOT_MAX_LOADED_MODELS: '4',
       EARSHOT_SHUTDOWN_GRACE_MS: '60000',
+      // One job per worker: the first long request on the idle model would otherwise take both workers
+      // as shards, and "two jobs run" would hold with one (sharding has its own tests).
+      EARSHOT_SHARD_LONG_AUDIO: 'false',
     });
   });
 
