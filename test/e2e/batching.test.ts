@@ -16,7 +16,12 @@ describe('cross-request batching', () => {
 
   before(async () => {
     // One worker, so that requests wait together and a batch forms whenever it is busy.
-    server = await startServer({ EARSHOT_MAX_BATCH: '8', EARSHOT_WORKERS_PER_MODEL: '1' });
+    server = await startServer({
+      EARSHOT_MAX_BATCH: '8',
+      EARSHOT_WORKERS_PER_MODEL: '1',
+      // A batch decodes whole 30 s windows; the same clips sent alone must too, to be compared with it.
+      EARSHOT_FIT_SHORT_AUDIO_SECONDS: '0',
+    });
     client = new OpenAI({ baseURL: server.baseURL, apiKey: 'not-needed', maxRetries: 0 });
   });
 

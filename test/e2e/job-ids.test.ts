@@ -98,6 +98,8 @@ describe('requests that share an x-request-id, batched (EARSHOT_MAX_BATCH=8, one
       EARSHOT_MAX_BATCH: '8',
       // tiny.en needs no language, so these requests would be packed (README, "Packing"): this is about batches.
       EARSHOT_PACK_MAX_CLIPS: '1',
+      // A batch decodes whole 30 s windows; the same clips sent alone must too, to be compared with it.
+      EARSHOT_FIT_SHORT_AUDIO_SECONDS: '0',
       EARSHOT_TMP_DIR: tmpDir,
     });
   });

@@ -25,6 +25,9 @@ describe('packing short requests', () => {
       EARSHOT_WORKERS_PER_MODEL: '1',
       EARSHOT_PACK_MAX_CLIPS: '8',
       EARSHOT_PACK_CLIP_SECONDS: '12',
+      // A packed window is a whole 30 s window; the clips sent alone must be decoded in whole windows too, to
+      // be compared with it.
+      EARSHOT_FIT_SHORT_AUDIO_SECONDS: '0',
     });
     client = new OpenAI({ baseURL: server.baseURL, apiKey: 'not-needed', maxRetries: 0 });
   });
