@@ -225,6 +225,12 @@ def packing_worker() -> Iterator[WorkerProcess]:
     yield from _ready_worker("base", "--pack-clip-seconds", "10")
 
 
+@pytest.fixture(scope="module")
+def long_audio_worker() -> Iterator[WorkerProcess]:
+    """A worker on the bundled base model that decodes audio of 60 s or more in batches of 8 (test_shards.py)."""
+    yield from _ready_worker("base", "--long-audio-batch-size", "8", "--long-audio-seconds", "60", "--no-warmup")
+
+
 @pytest.fixture
 def spawn_worker() -> Iterator[Any]:
     """A factory for workers of the test's own (for tests that end a worker or might break it):

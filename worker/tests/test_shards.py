@@ -34,15 +34,9 @@ def segments_of(messages: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def long_worker(models_dir):
-    from conftest import start_worker
-
+def long_worker(long_audio_worker):
     # The multilingual model: each shard detects the language from the whole audio, as the whole job does.
-    worker, first = start_worker(models_dir / "base", "--long-audio-batch-size", "8", "--long-audio-seconds", "60",
-                                 "--no-warmup")
-    assert first["type"] == "ready"
-    yield worker
-    worker.stop()
+    return long_audio_worker
 
 
 def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_worker, audio_dir, tmp_path):
