@@ -578,12 +578,14 @@ def run_job(model: WhisperModel, job: Job, send: Send,
             send({"type": "done", "job": job.id, "processing_seconds": time.monotonic() - started})
             return
         fit = job.options.get("fit_window")
-        if fit is None:
+        # The server's short-audio default (a job's own fit_window, as live turns give, is taken as it is).
+        fit_by_default = fit is None
+        if fit_by_default:
             fit = FIT_SHORT_AUDIO_MIN_SECONDS <= audio.size / SAMPLING_RATE <= fit_short_audio_seconds
         if fit and batch_size is None:
             fitter.fit(audio.size / SAMPLING_RATE <= FIT_MAX_AUDIO_SECONDS)
         detected = None
-        if fitter.fitting and options.get("language") is None and model.model.is_multilingual \
+        if fit_by_default and fitter.fitting and options.get("language") is None and model.model.is_multilingual \
                 and not any(name.startswith("language_detection") for name in options):
             detected = detect_language_fitted(model, fitter, audio)
             options["language"] = detected[0]
