@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { normalise } from '../support/text.ts';
-import { audioDir, startServer, type RunningServer } from '../support/server.ts';
+import { audioDir, startServer, readTextStream, type RunningServer } from '../support/server.ts';
 
 const CLIPS = ['jfk.flac', 'hotwords.mp3', 'stereo_diarization.wav'];
 
@@ -48,14 +48,7 @@ describe('cross-request batching', () => {
         model: 'whisper-1',
         stream: true,
       });
-      let deltas = '';
-      let done = '';
-      for await (const event of stream) {
-        if (event.type === 'transcript.text.delta') deltas += event.delta;
-        if (event.type === 'transcript.text.done') done = event.text;
-      }
-      assert.equal(deltas, done);
-      return done;
+      return readTextStream(stream);
     })();
     const together = [...CLIPS, ...CLIPS];
     const texts = await Promise.all(together.map(transcribe));

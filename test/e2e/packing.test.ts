@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { normalise } from '../support/text.ts';
-import { audioDir, startServer, type RunningServer } from '../support/server.ts';
+import { audioDir, startServer, readTextStream, type RunningServer } from '../support/server.ts';
 
 // Words only one of the recordings says.
 const OWN_WORDS: Record<string, string> = {
@@ -78,14 +78,7 @@ describe('packing short requests', () => {
         language: 'en',
         stream: true,
       });
-      let deltas = '';
-      let done = '';
-      for await (const event of stream) {
-        if (event.type === 'transcript.text.delta') deltas += event.delta;
-        if (event.type === 'transcript.text.done') done = event.text;
-      }
-      assert.equal(deltas, done);
-      return done;
+      return readTextStream(stream);
     })();
 
     const [texts, detailed, streamedText] = await Promise.all([plain, verbose, streamed]);

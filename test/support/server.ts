@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
+import type { TranscriptionStreamEvent } from 'openai/resources/audio/transcriptions';
 import { projectRoot } from '../../src/paths.ts';
 import { httpsGet, type Certificate } from './tls.ts';
 
@@ -119,4 +121,16 @@ export async function waitForLog(
     if (Date.now() > deadline) throw new Error(`no "${msg}" in the server's log within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Reads a transcription stream to its end; its deltas joined must equal its done event's text, which is returned. */
+export async function readTextStream(stream: AsyncIterable<TranscriptionStreamEvent>): Promise<string> {
+  let deltas = '';
+  let done = '';
+  for await (const event of stream) {
+    if (event.type === 'transcript.text.delta') deltas += event.delta;
+    if (event.type === 'transcript.text.done') done = event.text;
+  }
+  assert.equal(deltas, done);
+  return done;
 }
