@@ -25,10 +25,8 @@ from .messages import ErrorCode, SegmentMessage, Send
 from .transcribe import (
     SAMPLING_RATE,
     Job,
-    JobError,
     LongAudioBatching,
-    check_options,
-    decode,
+    decoded_jobs,
     run_job,
     segment_message,
 )
@@ -46,15 +44,7 @@ def run_batch(model: WhisperModel, jobs: list[Job], send: Send, max_audio_second
               long_audio: LongAudioBatching) -> None:
     started = time.monotonic()
     short: list[tuple[Job, np.ndarray]] = []
-    for job in jobs:
-        try:
-            if job.cancelled.is_set():
-                raise JobError("cancelled", "the job was cancelled")
-            check_options(job)
-            audio = decode(job.audio, max_audio_seconds)
-        except JobError as error:
-            _fail(job, send, error.code, error.message)
-            continue
+    for job, audio in decoded_jobs(jobs, send, max_audio_seconds):
         # The gateway batches only what the contract's x-unbatched rule allows; a job it refuses runs alone.
         if audio.size > WINDOW_SAMPLES or not contract.batchable(job.options, "cross_request"):
             run_job(model, job, send, max_audio_seconds, long_audio, audio)

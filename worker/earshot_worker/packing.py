@@ -55,8 +55,7 @@ from .transcribe import (
     Job,
     JobError,
     LongAudioBatching,
-    check_options,
-    decode,
+    decoded_jobs,
     run_job,
 )
 
@@ -169,15 +168,7 @@ def run_packed(model: WhisperModel, jobs: list[Job], send: Send, max_audio_secon
     multilingual = bool(model.model.is_multilingual)
     alone: list[tuple[Job, np.ndarray]] = []
     groups: dict[str, list[Clip]] = defaultdict(list)
-    for job in jobs:
-        try:
-            if job.cancelled.is_set():
-                raise JobError("cancelled", "the job was cancelled")
-            check_options(job)
-            audio = decode(job.audio, max_audio_seconds)
-        except JobError as error:
-            send({"type": "error", "job": job.id, "code": error.code, "message": error.message})
-            continue
+    for job, audio in decoded_jobs(jobs, send, max_audio_seconds):
         language = packing_language(job.options, multilingual)
         if language is None or audio.size > clip_seconds * SAMPLING_RATE:
             alone.append((job, audio))

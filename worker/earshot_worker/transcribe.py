@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import av
@@ -531,6 +531,21 @@ def job_shard(job: Job) -> Shard | None:
     if shard is None or shard["count"] <= 1:
         return None
     return Shard(shard["index"], shard["count"])
+
+
+def decoded_jobs(jobs: list[Job], send: Send, max_audio_seconds: float) -> Iterator[tuple[Job, np.ndarray]]:
+    """The jobs of a transcribe_batch with their audio, in order; a job that is cancelled, has options the
+    contract refuses or audio that cannot be decoded is answered with its error here and left out."""
+    for job in jobs:
+        try:
+            if job.cancelled.is_set():
+                raise JobError("cancelled", "the job was cancelled")
+            check_options(job)
+            audio = decode(job.audio, max_audio_seconds)
+        except JobError as error:
+            send({"type": "error", "job": job.id, "code": error.code, "message": error.message})
+            continue
+        yield job, audio
 
 
 def run_job(model: WhisperModel, job: Job, send: Send,
