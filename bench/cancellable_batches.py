@@ -1,9 +1,10 @@
 """What the prompt cancel of batched decodes costs: faster-whisper's BatchedInferencePipeline against
-earshot's CancellableBatchedPipeline (the same decode, run in steps of about a second of work so that a
-cancel takes effect between steps), on the same audio, in one process, alternating.
+earshot's CancellableBatchedPipeline (the same decode, its chunks encoded one at a time and decoded in steps
+of about CANCEL_CHECK_SECONDS of work, so that a cancel takes effect between steps: transcribe.BatchSteps),
+on the same audio, in one process, alternating.
 
 Run: node --import tsx scripts/run-python.ts bench/cancellable_batches.py [--rounds 2] [--threads 2]
-     [--cancel-seconds S ...]  (steps of about S seconds of work each; repeatable; default 1, earshot's)
+     [--cancel-seconds S ...]  (decode steps of about S seconds of work each; repeatable; default earshot's, 3)
 
 Audio: JFK and the English half of multilingual.mp3 with 1 s of silence after each, four times (170 s);
 the bundled base model, int8, batch 8, with timestamp tokens (earshot's long-audio default). Prints the CPU

@@ -102,11 +102,13 @@ class Interruptible:
     """Stands in for the CTranslate2 model (in front of the WindowFitter): before each call into
     it (encode, generate, align, detect_language) the running job's cancel flag is checked, so a
     cancelled job stops at the next model call (between windows, temperature fallbacks and batches)
-    rather than at the next segment. The calls themselves cannot be interrupted."""
+    rather than at the next segment. The calls themselves cannot be interrupted, so while a batched
+    job runs (`batch_steps` set) a call on a batch of chunks is made in steps (BatchSteps)."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
         self.cancelled: CancelFlag | None = None
+        self.batch_steps: BatchSteps | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -115,13 +117,24 @@ class Interruptible:
         if self.cancelled is not None and self.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
 
-    def encode(self, *args: Any, **kwargs: Any) -> Any:
+    def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
         self._check()
-        return self._model.encode(*args, **kwargs)
+        if self.batch_steps is None or self._model.device != "cpu":
+            return self._model.encode(features, *args, **kwargs)
+        # Chunk by chunk: on a CPU the encoder gains nothing from a batch (BatchSteps).
+        batch = np.asarray(features)
+        encoded = []
+        for index in range(len(batch)):
+            self._check()
+            encoded.append(np.asarray(self._model.encode(storage(batch[index:index + 1]), *args, **kwargs)))
+        return storage(np.concatenate(encoded))
 
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
+    def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
         self._check()
-        return self._model.generate(*args, **kwargs)
+        if self.batch_steps is None or self._model.device != "cpu":
+            return self._model.generate(features, prompts, *args, **kwargs)
+        return self.batch_steps.run(np.asarray(features), self._check,
+                                    lambda part, at: self._model.generate(storage(part), prompts[at], *args, **kwargs))
 
     def align(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
@@ -130,6 +143,46 @@ class Interruptible:
     def detect_language(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
         return self._model.detect_language(*args, **kwargs)
+
+
+def storage(array: np.ndarray) -> ctranslate2.StorageView:
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+
+# A cancelled batched job must stop within about this long: a call on a batch of chunks is made a few
+# chunks at a time, as many as took about this long at the pace measured so far.
+CANCEL_CHECK_SECONDS = 3.0
+
+
+class BatchSteps:
+    """While a batched job runs on a CPU, its chunks are encoded one at a time and decoded (generate) in
+    steps of as many chunks as take about CANCEL_CHECK_SECONDS at the pace measured so far (the first
+    step is one chunk), checking for a cancel before each. The chunks are decoded independently, so the
+    steps give what the whole batch gives. Measured with base on one thread
+    (bench/cancellable_batches.py, bench/README.md): a chunk takes about 0.85 s to encode, alone or in a
+    batch (less CPU alone), and 1.3 s to decode alone, 1.0 s each in a decode of four; encoding and
+    decoding one chunk at a time cost about 17 % more CPU than the whole batch at once, decoding in steps
+    of about 3 s none. Hence 3 s, not less."""
+
+    def __init__(self) -> None:
+        self.seconds_per_chunk: float | None = None
+
+    def run(self, batch: np.ndarray, check: Any, step_call: Any) -> list[Any]:
+        """step_call(part of the batch, its slice) → a list of results, one per chunk."""
+        results: list[Any] = []
+        position = 0
+        while position < len(batch):
+            check()
+            pace = self.seconds_per_chunk
+            step = 1 if pace is None else max(1, int(CANCEL_CHECK_SECONDS / pace))
+            at = slice(position, min(position + step, len(batch)))
+            started = time.monotonic()
+            results.extend(step_call(batch[at], at))
+            count = at.stop - at.start
+            measured = (time.monotonic() - started) / count
+            self.seconds_per_chunk = measured if pace is None else 0.5 * (pace + measured)
+            position = at.stop
+        return results
 
 
 # fit_window: the encoder sees a window's audio and this much of faster-whisper's padding after it, in
@@ -264,11 +317,6 @@ def content_frames(features: np.ndarray) -> int:
     return int(audible[-1]) + 1 if audible.size else 0
 
 
-# A cancelled batched job must stop within about this long: the chunks of a batch are run a few at a
-# time, as many as take about this long at the pace measured so far.
-CANCEL_CHECK_SECONDS = 1.0
-
-
 @dataclass(frozen=True)
 class Shard:
     """This worker decodes part `index` of `count` of a long job (the gateway sends the same job to
@@ -302,10 +350,9 @@ def shard_chunks(durations: list[float], shard: Shard) -> range:
 
 
 class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]  # faster-whisper is untyped
-    """faster-whisper's batched pipeline, but a batch of `batch_size` chunks is run in steps of as many
-    chunks as take about CANCEL_CHECK_SECONDS (one on a CPU, the whole batch on a fast GPU), checking
-    the job's cancel flag between steps (and, through Interruptible, between model calls). The chunks
-    are decoded independently, so the steps give what the whole batch gives.
+    """faster-whisper's batched pipeline, but the model calls on a batch of `batch_size` chunks are made in
+    steps of as many chunks as take about CANCEL_CHECK_SECONDS (BatchSteps, through Interruptible; on a
+    GPU the batch is made at once), checking the job's cancel flag between steps.
 
     With a `shard`, everything up to the chunks (VAD, features, language detection) is done for the
     whole audio as without one, and then only the shard's chunks (shard_chunks) are decoded: the
@@ -315,7 +362,7 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
         super().__init__(model)
         self.cancelled = cancelled
         self.shard = shard
-        self.seconds_per_chunk: float | None = None
+        self.steps = BatchSteps()
 
     def _batched_segments_generator(self, features: Any, tokenizer: Any, chunks_metadata: Any, batch_size: int,
                                     options: Any, log_progress: bool) -> Any:
@@ -329,20 +376,14 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
                                                    log_progress)
 
     def forward(self, features: Any, tokenizer: Any, chunks_metadata: Any, options: Any) -> Any:
-        results: list[Any] = []
-        position = 0
-        while position < len(features):
-            if self.cancelled.is_set():
-                raise JobError("cancelled", "the job was cancelled")
-            step = 1 if self.seconds_per_chunk is None else max(1, int(CANCEL_CHECK_SECONDS / self.seconds_per_chunk))
-            started = time.monotonic()
-            results.extend(super().forward(features[position:position + step], tokenizer,
-                                           chunks_metadata[position:position + step], options))
-            count = min(step, len(features) - position)
-            pace = (time.monotonic() - started) / count
-            self.seconds_per_chunk = pace if self.seconds_per_chunk is None else 0.5 * (self.seconds_per_chunk + pace)
-            position += count
-        return results
+        if self.cancelled.is_set():
+            raise JobError("cancelled", "the job was cancelled")
+        interruptible: Interruptible = self.model.model
+        interruptible.batch_steps = self.steps
+        try:
+            return super().forward(features, tokenizer, chunks_metadata, options)
+        finally:
+            interruptible.batch_steps = None
 
 
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,

@@ -1,0 +1,101 @@
+"""A batched job's model calls in steps (transcribe.BatchSteps): on a CPU its chunks are encoded one at a
+time and decoded a few at a time, so that a cancel is taken between steps, and the segments are what
+faster-whisper's own batched pipeline gives for the whole batch at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faster_whisper import BatchedInferencePipeline
+
+from earshot_worker import transcribe
+from earshot_worker.transcribe import CancellableBatchedPipeline, JobError, decode, load_model
+
+from test_worker import long_recording
+
+
+class Calls:
+    """Stands behind the Interruptible and counts the chunks of each call into the model."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.encoded: list[int] = []
+        self.generated: list[int] = []
+        self.on_generate: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
+        self.encoded.append(features.shape[0])
+        return self._model.encode(features, *args, **kwargs)
+
+    def generate(self, features: Any, prompts: Any, *args: Any, **kwargs: Any) -> Any:
+        self.generated.append(len(prompts))
+        if self.on_generate:
+            self.on_generate()
+        return self._model.generate(features, prompts, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def model_and_calls(tiny_model_dir) -> tuple[Any, Calls]:
+    model = load_model(str(tiny_model_dir), "cpu", "int8", 1, None, True)
+    calls = Calls(model.model._model)
+    model.model._model = calls  # Interruptible -> Calls -> WindowFitter
+    return model, calls
+
+
+@pytest.fixture(scope="module")
+def audio(audio_dir, tmp_path_factory) -> Any:
+    return decode(str(long_recording(audio_dir, tmp_path_factory.mktemp("steps") / "long.wav")), float("inf"))
+
+
+def segments(pipeline: Any, audio: Any) -> list[tuple]:
+    found, _ = pipeline.transcribe(audio, batch_size=8, without_timestamps=False, language="en")
+    return [(s.text, s.start, s.end, s.seek, s.tokens) for s in found]
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1000.0], ids=["one chunk a step", "the rest in one step"])
+def test_steps_give_what_the_whole_batch_gives(model_and_calls, audio, monkeypatch, seconds):
+    model, calls = model_and_calls
+    whole = segments(BatchedInferencePipeline(model), audio)
+    calls.encoded.clear()
+    calls.generated.clear()
+    monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", seconds)
+    stepped = segments(CancellableBatchedPipeline(model, threading.Event()), audio)
+    assert stepped == whole
+    chunks = len({segment[3] for segment in whole})
+    assert chunks >= 3, "the recording gives several chunks"
+    assert calls.encoded == [1] * chunks
+    # The first step is one chunk (no pace yet); then as many as the pace allows.
+    assert calls.generated == ([1] * chunks if seconds == 0 else [1, chunks - 1])
+
+
+def test_a_cancel_is_taken_between_steps(model_and_calls, audio, monkeypatch):
+    model, calls = model_and_calls
+    monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", 0.0)
+    cancelled = threading.Event()
+    calls.generated.clear()
+    calls.on_generate = cancelled.set  # the cancel comes while the first step is decoded
+    model.model.cancelled = cancelled
+    try:
+        with pytest.raises(JobError, match="cancelled"):
+            segments(CancellableBatchedPipeline(model, cancelled), audio)
+    finally:
+        calls.on_generate = None
+        model.model.cancelled = None
+    assert calls.generated == [1]
+
+
+def test_after_a_batched_job_the_steps_are_off(model_and_calls, audio, audio_dir: Path, monkeypatch):
+    model, calls = model_and_calls
+    monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", 1000.0)
+    segments(CancellableBatchedPipeline(model, threading.Event()), audio)
+    assert model.model.batch_steps is None
+    calls.encoded.clear()
+    found, _ = model.transcribe(decode(str(audio_dir / "jfk.flac"), float("inf")), language="en")
+    assert list(found)
+    assert calls.encoded and all(count == 1 for count in calls.encoded)
