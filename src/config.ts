@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot, projectVenvPython } from './paths.ts';
+import { FIRST_WORDS_MIN_PROBABILITY } from './realtime/stability.ts';
 
 export interface Config {
   host: string;
@@ -64,6 +65,7 @@ export interface Config {
   realtimeIdleSeconds: number;
   realtimeMaxTurnSeconds: number;
   realtimeMaxFrameBytes: number;
+  realtimeFirstWordsMinProbability: number;
   realtimeClientSecretSeconds: number;
 }
 
@@ -94,6 +96,14 @@ const integer =
     }
     return value;
   };
+
+const fraction: Parser<number> = (raw) => {
+  const value = Number(raw.trim());
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ConfigError('must be a number from 0 to 1');
+  }
+  return value;
+};
 
 const boolean: Parser<boolean> = (raw) => {
   const value = raw.trim().toLowerCase();
@@ -670,6 +680,15 @@ export const optionSpecs = [
     description:
       'Largest WebSocket message of a realtime session (an append of 1 s of 24 kHz PCM is 64 KB); a larger one closes the session (1009, `frame_too_large`).',
     parse: byteSize,
+  },
+  {
+    key: 'realtimeFirstWordsMinProbability',
+    env: 'EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY',
+    flag: '--realtime-first-words-min-probability',
+    default: String(FIRST_WORDS_MIN_PROBABILITY),
+    description:
+      "A turn's first words are sent as `delta` events only once their partial decode is this sure of each word after the first; 0 sends them as soon as two partials agree (sooner, but a wrong guess from the turn's first second stays in its transcript).",
+    parse: fraction,
   },
   {
     key: 'realtimeClientSecretSeconds',

@@ -86,6 +86,7 @@ export async function realtimeRoutes(app: FastifyInstance, deps: RealtimeDepende
           vad: loadVad,
           newFilePath: () => deps.newFilePath(),
           defaultModel: config.defaultModel,
+          firstWordsMinProbability: config.realtimeFirstWordsMinProbability,
           limits: {
             maxSessionSeconds: config.realtimeMaxSessionSeconds,
             idleSeconds: config.realtimeIdleSeconds,

@@ -28,6 +28,8 @@ export interface SessionDependencies {
   /** Where the turns' audio is written for the workers (the upload directory). */
   newFilePath(): string;
   defaultModel: string;
+  /** StableText's rule for a turn's first words (EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY; 0: off). */
+  firstWordsMinProbability?: number;
   limits: RealtimeLimits;
   metrics?: Metrics | undefined;
   log: FastifyBaseLogger;
@@ -39,11 +41,11 @@ export interface SessionSocket {
   close(code: number, reason: string): void;
 }
 
-// A partial decode of the growing turn about once a second; sooner while nothing is stable yet, so
-// the first words come quickly.
+// A partial decode of the growing turn about once a second; every 0.3 s while nothing is sent yet, so
+// the first words come quickly (they need two partials that agree, and a word after them).
 const FIRST_PARTIAL_SECONDS = 0.5;
 const PARTIAL_INTERVAL_SECONDS = 1;
-const FIRST_PARTIALS_INTERVAL_SECONDS = 0.5;
+const FIRST_PARTIALS_INTERVAL_SECONDS = 0.3;
 // A fitted encoder window is at most 30 s with its padding (the worker's rule).
 const FIT_WINDOW_MAX_SECONDS = 28;
 // OpenAI refuses to commit less than 100 ms of audio.
@@ -254,7 +256,7 @@ export class TranscriptionSession {
     return {
       itemId: protocol.newItemId(),
       start: Math.max(start, this.buffer.start),
-      stable: new StableText(),
+      stable: new StableText(this.deps.firstWordsMinProbability),
       partialEnd: start,
       partialsDone: 0,
       partial: undefined,
@@ -326,8 +328,7 @@ export class TranscriptionSession {
   /** Starts a partial decode of the turn so far when one is due and none is running. */
   private maybeDecodePartial(): void {
     const turn = this.turn;
-    // The next turn's words wait until the turns before it are completed, so events come in order.
-    if (!turn || turn.partial || this.pendingFinals > 0 || this.closed || this.draining) return;
+    if (!turn || turn.partial || this.closed || this.draining) return;
     const end = this.buffer.end;
     const length = (end - turn.start) / SAMPLE_RATE;
     if (length > FIT_WINDOW_MAX_SECONDS) return;
@@ -345,6 +346,8 @@ export class TranscriptionSession {
       ...this.decodeOptions(),
       // Forced to start with the words sent, so it only proposes how the turn goes on.
       ...(turn.stable.sent && { prefix: turn.stable.sent }),
+      // Until the first words are sent, their probabilities decide whether they may be (stability.ts).
+      ...(turn.stable.sent === '' && turn.stable.firstWordsMinProbability > 0 && { word_timestamps: true }),
       beam_size: 1,
       temperature: [0],
       fit_window: true,
@@ -354,8 +357,10 @@ export class TranscriptionSession {
         turn.partial = undefined;
         turn.partialsDone++;
         if (controller.signal.aborted || this.turn !== turn) return;
-        const delta = turn.stable.offer(transcriptText(transcript));
-        if (delta) this.send(protocol.transcriptionDeltaEvent({ itemId: turn.itemId, delta }));
+        const probabilities = transcript.segments.flatMap((segment) => segment.words ?? []).map((w) => w.probability);
+        const delta = turn.stable.offer(transcriptText(transcript), probabilities);
+        // A turn's words wait until the turns before it are completed, so events come in order.
+        if (delta) this.sendAfterFinals(protocol.transcriptionDeltaEvent({ itemId: turn.itemId, delta }));
         this.maybeDecodePartial();
       },
       (error: unknown) => {
@@ -460,6 +465,12 @@ export class TranscriptionSession {
 
   private send(event: object): void {
     if (!this.closed) this.socket.send(event);
+  }
+
+  /** Sends an event of the turn being spoken once the final decodes of the turns before it have been sent. */
+  private sendAfterFinals(event: object): void {
+    if (this.pendingFinals === 0) this.send(event);
+    else this.finals = this.finals.then(() => this.send(event));
   }
 
   private touch(): void {

@@ -4,8 +4,9 @@
 // the same, punctuation included ("local agreement", as in whisper_streaming), and a word after it is
 // agreed too: the last agreed word is held back. Decodes of the first second or two of a turn are
 // unreliable at their end and at their start ("Had he married" was "How do you marry" in three
-// consecutive partials of 1.5-2.25 s of audio), and a sent word is never taken back, so holding one
-// word back is what kept such guesses out (bench/README.md has the numbers). The final decode of the
+// consecutive partials of 1.5-2.25 s of audio), and a sent word is never taken back, so besides the
+// held-back word a turn's first words must be ones their partial is reasonably sure of
+// (FIRST_WORDS_MIN_PROBABILITY); bench/README.md has the numbers. The final decode of the
 // committed turn is not forced to start with the sent text (a wrong forced prefix made it repeat the
 // sentence once): its words are aligned with the sent ones and what follows them is the turn's last
 // delta, so the deltas of a turn put together are its completed transcript.
@@ -17,6 +18,17 @@ export function words(text: string): string[] {
 
 /** Agreed words held back from each offer until a later word is agreed after them. */
 export const HELD_BACK_WORDS = 1;
+
+/**
+ * A turn's first delta is sent only when the partial that proposes it is at least this sure of each of
+ * its words after the first (faster-whisper's word probability). A guess made from the first second or
+ * two of audio waits for more: "How do you marry" for "Had he married" came in five consecutive
+ * partials, with "do" at 0.47-0.57. The first word is judged by the word after it when there is one: it
+ * begins at the very start of the audio and is often unsure however right ("Unless" 0.42-0.64, "What"
+ * 0.25-0.62, "Had" 0.31-0.55 over 1-3 s of audio); alone, it must be sure itself. bench/README.md has
+ * the numbers.
+ */
+export const FIRST_WORDS_MIN_PROBABILITY = 0.6;
 
 /**
  * The part of a decoded text after what was already sent. The decoder was forced to start with
@@ -78,11 +90,24 @@ export class StableText {
   sent = '';
   private proposal: string[] = [];
 
-  /** Takes a partial decode's text; returns the newly stable text to send as a delta ('' if none). */
-  offer(decoded: string): string {
+  /** @param firstWordsMinProbability see FIRST_WORDS_MIN_PROBABILITY; 0 turns the rule off. */
+  constructor(readonly firstWordsMinProbability = FIRST_WORDS_MIN_PROBABILITY) {}
+
+  /**
+   * Takes a partial decode's text, and while nothing is sent yet the probability of each of its words
+   * (one per word of the text; without them the words are not held for it); returns the newly stable
+   * text to send as a delta ('' if none).
+   */
+  offer(decoded: string, probabilities?: readonly number[]): string {
     const continuation = words(continuationAfter(decoded, this.sent));
     const agreed = agreedWords(this.proposal, continuation);
-    const stable = agreed.slice(0, Math.max(0, agreed.length - HELD_BACK_WORDS));
+    let stable = agreed.slice(0, Math.max(0, agreed.length - HELD_BACK_WORDS));
+    const least = this.firstWordsMinProbability;
+    if (this.sent === '' && least > 0 && probabilities?.length === continuation.length) {
+      const unsure = stable.findIndex((_, index) => index > 0 && probabilities[index]! < least);
+      if (unsure !== -1) stable = stable.slice(0, unsure);
+      if (stable.length === 1 && probabilities[0]! < least) stable = [];
+    }
     this.proposal = continuation.slice(stable.length);
     return this.append(stable.join(''));
   }

@@ -34,6 +34,7 @@ import { fetchTrusting, httpsGet, selfSignedCertificate, type Certificate } from
 /** The model the Node SDK puts in the URL (it always puts one): a realtime model earshot does not serve. */
 const URL_MODEL = 'gpt-realtime';
 const COMPLETED = 'conversation.item.input_audio_transcription.completed';
+const DELTA = 'conversation.item.input_audio_transcription.delta';
 const ONE_WORKER = { EARSHOT_WORKERS_PER_MODEL: '1' };
 
 /** A GA transcription session: pcm16 at 24 kHz, English, whisper-1 (earshot's default model). */
@@ -169,9 +170,17 @@ describe('realtime transcription with OpenAIRealtimeWS over wss://', () => {
       completed.map((e) => e.item_id),
       committed.map((e) => e.item_id),
     );
-    for (const event of completed) {
+    for (const [i, event] of completed.entries()) {
       // The deltas of a turn put together are its transcript, exactly.
       assert.equal(live.deltasOf(event.item_id), event.transcript);
+      // A turn's words come after the turn before it is completed (its partials may be decoded sooner).
+      const firstDelta = live.events.findIndex((r) => r.event.type === DELTA && r.event.item_id === event.item_id);
+      const previousDone =
+        i === 0
+          ? -1
+          : live.events.findIndex((r) => r.event.type === COMPLETED && r.event.item_id === completed[i - 1]!.item_id);
+      if (firstDelta !== -1)
+        assert.ok(previousDone < firstDelta, `turn ${i}: a delta before the turn before it was completed`);
       assert.ok(event.usage.type === 'duration' && event.usage.seconds >= 1, JSON.stringify(event.usage));
     }
     const transcripts = live.transcripts();

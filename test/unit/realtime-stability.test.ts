@@ -5,6 +5,7 @@ import { AudioBuffer } from '../../src/realtime/audio-buffer.ts';
 import {
   agreedWords,
   continuationAfter,
+  FIRST_WORDS_MIN_PROBABILITY,
   HELD_BACK_WORDS,
   restAfter,
   StableText,
@@ -63,6 +64,40 @@ test('two partials that agree on one word only send nothing: a guess at the end 
   assert.equal(stable.offer(' Had he married a more amiable'), 'Had he married a');
   assert.equal(stable.sent, 'Had he married a');
   assert.equal(HELD_BACK_WORDS, 1);
+});
+
+test('the first delta of a turn waits while its partial is unsure of its words after the first', () => {
+  const stable = new StableText();
+  const unsure = FIRST_WORDS_MIN_PROBABILITY - 0.1;
+  // The real word probabilities of the partials of "Had he married a more amiable woman" at 1.25 to 2.5 s.
+  assert.equal(stable.offer(' How do you marry the more?', [0.18, 0.52, 0.91, 0.78, 0.27, 0.72]), '');
+  // "How do you marry the" is agreed ("more" held back), but the partial is unsure of "do".
+  assert.equal(stable.offer(' How do you marry the more', [0.27, 0.47, 0.9, 0.88, 0.37, 0.96]), '');
+  assert.equal(stable.offer(' Had he married a more amiable woman?', [0.31, 0.92, 0.96, 0.97, 0.99, 0.77, 1.0]), '');
+  // An unsure first word goes with the sure ones after it, up to the first unsure one.
+  assert.equal(
+    stable.offer(' Had he married a more amiable woman he', [0.4, 0.96, 0.95, 0.99, 1.0, unsure, 1.0, 0.38]),
+    'Had he married a more',
+  );
+  // Once words are sent, probabilities no longer hold the next ones.
+  assert.equal(
+    stable.offer('Had he married a more amiable woman he might', [unsure, unsure, unsure, unsure, unsure]),
+    ' amiable woman',
+  );
+  assert.equal(stable.sent, 'Had he married a more amiable woman');
+});
+
+test('a first word alone is sent only when it is sure itself; probabilities that do not match the words hold nothing', () => {
+  const unsure = FIRST_WORDS_MIN_PROBABILITY - 0.1;
+  const alone = new StableText();
+  alone.offer(' Unless to be', [0.62, 0.97, 0.99]);
+  assert.equal(alone.offer(' Unless to be rather', [0.55, unsure, 0.99, 0.55]), '');
+  const sure = new StableText();
+  sure.offer(' Permission is here by', [0.87, 0.97, 0.95, 0.71]);
+  assert.equal(sure.offer(' Permission is hereby granted.', [0.92, 1, 0.93, 0.97]), 'Permission');
+  const unmatched = new StableText();
+  unmatched.offer(' And so my', [0.1]);
+  assert.equal(unmatched.offer(' And so my fellow', [0.1]), 'And so');
 });
 
 test('the rest of the final decode follows the sent words it aligns with, case and punctuation ignored', () => {
