@@ -97,6 +97,17 @@ describe('configuration', () => {
       [8, 1800, 300, 30, 2 * 1024 * 1024, 600],
     );
     assert.throws(() => loadConfig([], { EARSHOT_REALTIME_CLIENT_SECRET_SECONDS: '5' }), /from 10 to 7200/);
+    assert.equal(config.realtimeFirstWordsMinProbability, 0.6);
+    assert.equal(
+      loadConfig([], { EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY: '0' }).realtimeFirstWordsMinProbability,
+      0,
+    );
+    for (const bad of ['1.5', '-0.1', 'sure', '']) {
+      assert.throws(
+        () => loadConfig([], { EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY: bad }),
+        /EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY = ".*" must be a number from 0 to 1/,
+      );
+    }
   });
 
   it('is documented in the README: every option with its variable, flag and default', () => {

@@ -100,6 +100,12 @@ test('a first word alone is sent only when it is sure itself; probabilities that
   assert.equal(unmatched.offer(' And so my fellow', [0.1]), 'And so');
 });
 
+test('with the rule off (EARSHOT_REALTIME_FIRST_WORDS_MIN_PROBABILITY=0) the first words go once two partials agree', () => {
+  const off = new StableText(0);
+  assert.equal(off.offer(' How do you marry', [0.18, 0.52, 0.91, 0.78]), '');
+  assert.equal(off.offer(' How do you marry the', [0.27, 0.47, 0.9, 0.88, 0.37]), 'How do you');
+});
+
 test('the rest of the final decode follows the sent words it aligns with, case and punctuation ignored', () => {
   // A sent word the final decode has otherwise is neither repeated nor followed by the whole turn again.
   assert.equal(
