@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from faster_whisper import BatchedInferencePipeline
 
@@ -99,3 +100,22 @@ def test_after_a_batched_job_the_steps_are_off(model_and_calls, audio, audio_dir
     found, _ = model.transcribe(decode(str(audio_dir / "jfk.flac"), float("inf")), language="en")
     assert list(found)
     assert calls.encoded and all(count == 1 for count in calls.encoded)
+
+
+def test_steps_grow_when_a_batch_is_cheaper_per_chunk_than_one_alone(monkeypatch):
+    # As on two threads: one chunk alone takes 1.7 s, each more chunk in the same decode 0.3 s.
+    clock = [0.0]
+    monkeypatch.setattr(transcribe.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", 3.0)
+    sizes: list[int] = []
+
+    def decode(part: Any, at: slice) -> list[int]:
+        sizes.append(len(part))
+        clock[0] += 1.7 + 0.3 * (len(part) - 1)
+        return list(range(at.start, at.stop))
+
+    steps = transcribe.BatchSteps()
+    assert steps.run(np.zeros((12, 1)), lambda: None, decode) == list(range(12))
+    # Sized by the pace of one chunk alone (1.7 s) every step would be one chunk; none takes over 3 s.
+    assert sizes == [1, 2, 3, 2, 3, 1]
+    assert all(1.7 + 0.3 * (size - 1) <= 3.0 for size in sizes)
