@@ -11,7 +11,7 @@ import { AudioBuffer } from './audio-buffer.ts';
 import { AudioInput, encodeWav16k, InvalidAudioError, SAMPLE_RATE } from './audio.ts';
 import * as protocol from './protocol.ts';
 import type { Dialect, SessionConfig, SessionFacts } from './protocol.ts';
-import { StableText } from './stability.ts';
+import { StableText, wordProbabilities } from './stability.ts';
 import { TurnDetector, VAD_CHUNK_SAMPLES, type SileroVad, type TurnEvent, type VadStream } from './vad.ts';
 
 export interface RealtimeLimits {
@@ -66,6 +66,8 @@ interface Turn {
   partialsDone: number;
   partial: AbortController | undefined;
   stoppedAt?: number;
+  /** Cleared by the client (input_audio_buffer.clear) before it was committed. */
+  cleared?: boolean;
 }
 
 export class TranscriptionSession {
@@ -311,6 +313,7 @@ export class TranscriptionSession {
 
   private clear(): void {
     this.turn?.partial?.abort();
+    if (this.turn) this.turn.cleared = true;
     this.turn = undefined;
     this.buffer.clear();
     this.resetTurnDetection();
@@ -357,10 +360,11 @@ export class TranscriptionSession {
         turn.partial = undefined;
         turn.partialsDone++;
         if (controller.signal.aborted || this.turn !== turn) return;
-        const probabilities = transcript.segments.flatMap((segment) => segment.words ?? []).map((w) => w.probability);
-        const delta = turn.stable.offer(transcriptText(transcript), probabilities);
+        const text = transcriptText(transcript);
+        const spoken = transcript.segments.flatMap((segment) => segment.words ?? []);
+        const delta = turn.stable.offer(text, wordProbabilities(text, spoken));
         // A turn's words wait until the turns before it are completed, so events come in order.
-        if (delta) this.sendAfterFinals(protocol.transcriptionDeltaEvent({ itemId: turn.itemId, delta }));
+        if (delta) this.sendAfterFinals(turn, protocol.transcriptionDeltaEvent({ itemId: turn.itemId, delta }));
         this.maybeDecodePartial();
       },
       (error: unknown) => {
@@ -467,10 +471,16 @@ export class TranscriptionSession {
     if (!this.closed) this.socket.send(event);
   }
 
-  /** Sends an event of the turn being spoken once the final decodes of the turns before it have been sent. */
-  private sendAfterFinals(event: object): void {
+  /**
+   * Sends an event of the turn being spoken once the final decodes of the turns before it have been sent,
+   * unless the client has cleared the turn by then.
+   */
+  private sendAfterFinals(turn: Turn, event: object): void {
     if (this.pendingFinals === 0) this.send(event);
-    else this.finals = this.finals.then(() => this.send(event));
+    else
+      this.finals = this.finals.then(() => {
+        if (!turn.cleared) this.send(event);
+      });
   }
 
   private touch(): void {

@@ -16,6 +16,36 @@ export function words(text: string): string[] {
   return text.match(/\s*\S+/g) ?? [];
 }
 
+/**
+ * The probability of each of `words(text)` from the engine's words of the same text (faster-whisper's
+ * words do not always split as `words` does: punctuation merged into a neighbour, one word per
+ * character in Chinese or Japanese): a word gets the least probability of the engine words it overlaps.
+ * Undefined when the engine's words do not spell the text.
+ */
+export function wordProbabilities(
+  text: string,
+  spoken: readonly { word: string; probability: number }[],
+): number[] | undefined {
+  const joined = spoken.map((word) => word.word).join('');
+  const skipped = joined.length - joined.trimStart().length;
+  if (joined.trimStart() !== text.trimStart()) return undefined;
+  const offset = text.length - text.trimStart().length - skipped;
+  const ends: number[] = [];
+  let at = offset;
+  for (const word of spoken) ends.push((at += word.word.length));
+  let start = 0;
+  return words(text).map((word) => {
+    const from = start + word.length - word.trimStart().length;
+    const to = (start += word.length);
+    let least = 1;
+    for (const [index, end] of ends.entries()) {
+      const begin = end - spoken[index]!.word.trimStart().length;
+      if (begin < to && end > from) least = Math.min(least, spoken[index]!.probability);
+    }
+    return least;
+  });
+}
+
 /** Agreed words held back from each offer until a later word is agreed after them. */
 export const HELD_BACK_WORDS = 1;
 

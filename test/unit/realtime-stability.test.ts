@@ -9,6 +9,7 @@ import {
   HELD_BACK_WORDS,
   restAfter,
   StableText,
+  wordProbabilities,
   words,
 } from '../../src/realtime/stability.ts';
 
@@ -66,23 +67,40 @@ test('two partials that agree on one word only send nothing: a guess at the end 
   assert.equal(HELD_BACK_WORDS, 1);
 });
 
+test("each word's probability comes from the engine's words it overlaps, however they split the text", () => {
+  const w = (word: string, probability: number) => ({ word, probability });
+  assert.deepEqual(
+    wordProbabilities(' Had he married', [w(' Had', 0.3), w(' he', 0.9), w(' married', 0.8)]),
+    [0.3, 0.9, 0.8],
+  );
+  // faster-whisper splits "cold-hearted" in two, and Chinese one character a word: the least counts.
+  assert.deepEqual(
+    wordProbabilities(' cold-hearted and', [w(' cold', 0.9), w('-hearted', 0.5), w(' and', 0.7)]),
+    [0.5, 0.7],
+  );
+  assert.deepEqual(wordProbabilities(' 你好世界', [w(' 你', 0.9), w('好', 0.5), w('世', 0.7), w('界', 0.8)]), [0.5]);
+  // Engine words that do not spell the text give nothing.
+  assert.equal(wordProbabilities(' x y', [w(' x', 0.9)]), undefined);
+});
+
 test('the first delta of a turn waits while its partial is unsure of its words after the first', () => {
   const stable = new StableText();
   const unsure = FIRST_WORDS_MIN_PROBABILITY - 0.1;
   // The real word probabilities of the partials of "Had he married a more amiable woman" at 1.25 to 2.5 s.
   assert.equal(stable.offer(' How do you marry the more?', [0.18, 0.52, 0.91, 0.78, 0.27, 0.72]), '');
-  // "How do you marry the" is agreed ("more" held back), but the partial is unsure of "do".
+  // "How do you marry the" is agreed ("the" held back), but the partial is unsure of "do".
   assert.equal(stable.offer(' How do you marry the more', [0.27, 0.47, 0.9, 0.88, 0.37, 0.96]), '');
   assert.equal(stable.offer(' Had he married a more amiable woman?', [0.31, 0.92, 0.96, 0.97, 0.99, 0.77, 1.0]), '');
-  // An unsure first word goes with the sure ones after it, up to the first unsure one.
+  // "Had he married a more" is agreed ("amiable" held back): an unsure first word goes with the sure
+  // ones after it, up to the first unsure one.
   assert.equal(
-    stable.offer(' Had he married a more amiable woman he', [0.4, 0.96, 0.95, 0.99, 1.0, unsure, 1.0, 0.38]),
-    'Had he married a more',
+    stable.offer(' Had he married a more amiable woman he', [0.4, 0.96, unsure, 0.99, 1.0, 0.8, 1.0, 0.38]),
+    'Had he',
   );
-  // Once words are sent, probabilities no longer hold the next ones.
+  // Once words are sent, probabilities no longer hold the next ones (one for each word after "Had he").
   assert.equal(
-    stable.offer('Had he married a more amiable woman he might', [unsure, unsure, unsure, unsure, unsure]),
-    ' amiable woman',
+    stable.offer('Had he married a more amiable woman he might', Array(7).fill(unsure)),
+    ' married a more amiable woman',
   );
   assert.equal(stable.sent, 'Had he married a more amiable woman');
 });

@@ -5,7 +5,6 @@ faster-whisper's own batched pipeline gives for the whole batch at once."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,17 +88,14 @@ def test_a_cancel_is_taken_between_steps(model_and_calls, audio, monkeypatch):
         calls.on_generate = None
         model.model.cancelled = None
     assert calls.generated == [1]
+    assert model.model.batch_steps is None, "a cancelled batched job leaves the steps off"
 
 
-def test_after_a_batched_job_the_steps_are_off(model_and_calls, audio, audio_dir: Path, monkeypatch):
+def test_after_a_batched_job_the_steps_are_off(model_and_calls, audio, monkeypatch):
     model, calls = model_and_calls
     monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", 1000.0)
     segments(CancellableBatchedPipeline(model, threading.Event()), audio)
     assert model.model.batch_steps is None
-    calls.encoded.clear()
-    found, _ = model.transcribe(decode(str(audio_dir / "jfk.flac"), float("inf")), language="en")
-    assert list(found)
-    assert calls.encoded and all(count == 1 for count in calls.encoded)
 
 
 def test_steps_grow_when_a_batch_is_cheaper_per_chunk_than_one_alone(monkeypatch):
