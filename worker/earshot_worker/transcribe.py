@@ -18,6 +18,7 @@ import av
 import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.transcribe import get_ctranslate2_storage
 from faster_whisper.utils import download_model
 
 from . import contract
@@ -117,24 +118,33 @@ class Interruptible:
         if self.cancelled is not None and self.cancelled.is_set():
             raise JobError("cancelled", "the job was cancelled")
 
+    def _in_steps(self) -> bool:
+        """Whether calls on a batch are made in steps: while a batched job runs, on a CPU (on a GPU a
+        batch is made at once)."""
+        return self.batch_steps is not None and self._model.device == "cpu"
+
     def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
         self._check()
-        if self.batch_steps is None or self._model.device != "cpu":
+        if not self._in_steps():
             return self._model.encode(features, *args, **kwargs)
         # Chunk by chunk: on a CPU the encoder gains nothing from a batch (BatchSteps).
         batch = np.asarray(features)
         encoded = []
         for index in range(len(batch)):
             self._check()
-            encoded.append(np.asarray(self._model.encode(storage(batch[index:index + 1]), *args, **kwargs)))
-        return storage(np.concatenate(encoded))
+            chunk = get_ctranslate2_storage(batch[index:index + 1])
+            encoded.append(np.asarray(self._model.encode(chunk, *args, **kwargs)))
+        return get_ctranslate2_storage(np.concatenate(encoded))
 
     def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
         self._check()
-        if self.batch_steps is None or self._model.device != "cpu":
+        steps = self.batch_steps
+        if steps is None or not self._in_steps():
             return self._model.generate(features, prompts, *args, **kwargs)
-        return self.batch_steps.run(np.asarray(features), self._check,
-                                    lambda part, at: self._model.generate(storage(part), prompts[at], *args, **kwargs))
+        def step(part: np.ndarray, at: slice) -> Any:
+            return self._model.generate(get_ctranslate2_storage(part), prompts[at], *args, **kwargs)
+
+        return steps.run(np.asarray(features), self._check, step)
 
     def align(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
@@ -143,10 +153,6 @@ class Interruptible:
     def detect_language(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
         return self._model.detect_language(*args, **kwargs)
-
-
-def storage(array: np.ndarray) -> ctranslate2.StorageView:
-    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
 
 # A cancelled batched job must stop within about this long: a call on a batch of chunks is made a few
@@ -290,7 +296,7 @@ class WindowFitter:
             self.window = fitted_window(content_frames(padded) / FRAMES_PER_SECOND)
             if self.window is not None and self.window.frames < padded.shape[-1]:
                 self.whole = (np.array(padded), args, kwargs)
-                features = ctranslate2.StorageView.from_array(np.ascontiguousarray(padded[..., :self.window.frames]))
+                features = get_ctranslate2_storage(padded[..., :self.window.frames])
         return self._model.encode(features, *args, **kwargs)
 
     def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
