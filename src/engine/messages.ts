@@ -108,6 +108,20 @@ export const TranscribeOptionsSchema = Type.Object(
           'only, never from a request.',
       }),
     ),
+    /** Handled by the worker: a live turn's partial decode, which a later decode replaces. */
+    partial: Type.Optional(
+      Type.Boolean({
+        'x-worker': true,
+        ...unbatched({ cross_request: [true], long_audio: [true], packing: [true] }),
+        description:
+          "A live turn's partial decode, which a later decode of the turn replaces: with fit_window, a " +
+          'decode that repeats itself is cut after the first copy of what repeats instead of decoded ' +
+          "again from the whole window (a second of encoder on a CPU, which delayed a turn's first " +
+          'words); without timestamps, only the first window is decoded (with word timestamps, ' +
+          'faster-whisper would decode again what follows the last word). Set by the gateway, never ' +
+          'from a request.',
+      }),
+    ),
     /** Handled by the worker: decode one part of a long job that several idle workers share. */
     shard: Type.Optional(
       Type.Object(

@@ -354,6 +354,7 @@ export class TranscriptionSession {
       beam_size: 1,
       temperature: [0],
       fit_window: true,
+      partial: true,
     };
     void this.decode(audio, options, controller.signal).then(
       (transcript) => {

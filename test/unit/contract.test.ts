@@ -23,8 +23,15 @@ test('the committed contract.schema.json is what src/engine/messages.ts generate
   );
 });
 
-test('the options the worker handles itself are logprobs, batch_size, fit_window, diarize and shard', () => {
-  assert.deepEqual([...workerOptionNames].sort(), ['batch_size', 'diarize', 'fit_window', 'logprobs', 'shard']);
+test('the options the worker handles itself are logprobs, batch_size, fit_window, partial, diarize and shard', () => {
+  assert.deepEqual([...workerOptionNames].sort(), [
+    'batch_size',
+    'diarize',
+    'fit_window',
+    'logprobs',
+    'partial',
+    'shard',
+  ]);
 });
 
 test('options and their JSON Schema have the same names', () => {
@@ -50,6 +57,7 @@ test('options and their JSON Schema have the same names', () => {
     logprobs: true,
     batch_size: 8,
     fit_window: true,
+    partial: true,
     diarize: {},
     shard: { index: 0, count: 2 },
   };

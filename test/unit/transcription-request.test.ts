@@ -290,11 +290,11 @@ describe('transcription request fields', () => {
     assert.deepEqual(unknownFields(form({ model: 'm', language: 'de', file: 'x' }), 'translate'), ['language']);
   });
 
-  it("never takes the gateway's own live-turn options from a client: prefix and fit_window are unknown fields", () => {
-    const fields = form({ model: 'm', prefix: 'Forced text', fit_window: 'true', priority: 'live' });
+  it("never takes the gateway's own live-turn options from a client: prefix, fit_window and partial are unknown fields", () => {
+    const fields = form({ model: 'm', prefix: 'Forced text', fit_window: 'true', partial: 'true', priority: 'live' });
     const request = parseTranscriptionRequest(fields, 'transcribe');
     assert.deepEqual(request.options, { task: 'transcribe', temperature: [0, 0.2, 0.4, 0.6, 0.8, 1] });
-    assert.deepEqual(unknownFields(fields, 'transcribe'), ['prefix', 'fit_window', 'priority']);
+    assert.deepEqual(unknownFields(fields, 'transcribe'), ['prefix', 'fit_window', 'partial', 'priority']);
   });
 
   it('streams verbose_json and translations too (earshot extensions); srt and vtt never', () => {

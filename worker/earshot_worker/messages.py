@@ -87,6 +87,7 @@ class TranscribeOptions(TypedDict, total=False):
     logprobs: bool
     batch_size: int
     fit_window: bool
+    partial: bool
     diarize: DiarizeOptions
     shard: ShardOption
 

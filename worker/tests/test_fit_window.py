@@ -18,6 +18,7 @@ from earshot_worker.transcribe import (
     content_frames,
     fitted_window,
     load_model,
+    first_repeat,
     repeats_itself,
     run_job,
 )
@@ -55,7 +56,8 @@ class Recorder:
         self.max_lengths.append(kwargs["max_length"])
         if self._model:
             return self._model.generate(features, prompts, *args, **kwargs)
-        return [SimpleNamespace(sequences_ids=[self.decoded.pop(0) if self.decoded else [1, 2, 3]])]
+        tokens = self.decoded.pop(0) if self.decoded else [1, 2, 3]
+        return [SimpleNamespace(sequences_ids=[tokens], scores=[-0.5], no_speech_prob=0.1)]
 
 
 def padded_features(seconds: float) -> np.ndarray:
@@ -113,6 +115,30 @@ def test_a_fitted_decode_that_repeats_itself_is_decoded_again_from_the_whole_win
     assert inner.max_lengths == [4 + 46, 448]
 
 
+def test_the_first_repeat_is_where_its_first_copy_begins_and_how_long_a_copy_is():
+    assert first_repeat([5, 6] + [7] * 8) == (2, 1)
+    assert first_repeat([9, 1, 2, 3, 4, 1, 2, 3, 4, 5]) == (1, 4)
+    assert first_repeat([1, 2, 3, 1, 2, 3]) is None and first_repeat([]) is None
+    # Of two repeats, the earlier, whatever their periods.
+    assert first_repeat([4, 4, 4, 4, 4, 4, 4, 4, 1, 2, 3, 4, 1, 2, 3, 4]) == (0, 1)
+    assert first_repeat([8, 1, 2, 3, 4, 1, 2, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6]) == (1, 4)
+
+
+def test_a_partial_decode_that_repeats_itself_is_cut_after_the_first_copy_not_decoded_again():
+    inner = Recorder()
+    fitter = WindowFitter(inner)
+    inner.decoded = [[8, 9] + [1, 2, 3, 4, 5] * 2 + [1, 2], [6, 7]]
+    fitter.fit(True, cut_repeats=True)
+    fitter.encode(ctranslate2.StorageView.from_array(padded_features(3.0)), to_cpu=False)
+    results = fitter.generate(None, [[0] * 4], max_length=448)
+    assert results[0].sequences_ids[0] == [8, 9, 1, 2, 3, 4, 5]
+    assert results[0].no_speech_prob == 0.1
+    assert fitter.generate(None, [[0] * 4], max_length=448)[0].sequences_ids[0] == [6, 7]  # nothing to cut
+    assert inner.encoded_frames == [500]  # the whole window was never encoded
+    fitter.fit(False, cut_repeats=True)  # only fitted windows are cut
+    assert not fitter.cut_repeats
+
+
 @pytest.fixture(scope="module")
 def model_and_encoder(tiny_model_dir) -> tuple[Any, Recorder]:
     """The tiny.en model as the worker loads it, with a Recorder behind its WindowFitter."""
@@ -153,6 +179,43 @@ def test_a_fit_window_job_encodes_its_window_and_the_next_job_the_whole_one(mode
     assert run(model, jfk, {"beam_size": 1})[-1]["type"] == "done"
     assert set(encoder.encoded_frames) == {3000}
     assert set(encoder.max_lengths) == {448}
+
+
+def test_a_partial_job_cuts_repeats_while_it_runs_and_decodes_as_a_fit_window_job_when_none_comes(
+        model_and_encoder, audio_dir):
+    model, encoder = model_and_encoder
+    fitter = model.model._model
+    jfk = str(audio_dir / "jfk.flac")
+    texts = []
+    for options in ({"fit_window": True, "beam_size": 1}, {"fit_window": True, "partial": True, "beam_size": 1}):
+        cutting = []
+        encoder.on_encode = lambda: cutting.append(fitter.cut_repeats)
+        try:
+            sent = run(model, jfk, options)
+        finally:
+            encoder.on_encode = None
+        assert sent[-1]["type"] == "done"
+        texts.append("".join(message["segment"]["text"] for message in sent if message["type"] == "segment"))
+        assert set(cutting) == {options.get("partial", False)}
+    assert texts[0] == texts[1] and "ask not what your country" in texts[1].lower()
+    assert not fitter.cut_repeats  # the next job is decoded as usual
+
+
+def test_a_partial_job_without_timestamps_decodes_its_first_window_only(model_and_encoder, audio_dir):
+    model, encoder = model_and_encoder
+    jfk = str(audio_dir / "jfk.flac")
+    # With word timestamps and no timestamp tokens, faster-whisper decodes again what follows the
+    # last word: a second window. A partial stops after the first.
+    options = {"fit_window": True, "beam_size": 1, "without_timestamps": True, "word_timestamps": True}
+    windows = []
+    for partial in (False, True):
+        encoder.encoded_frames.clear()
+        sent = run(model, jfk, {**options, "partial": partial})
+        assert sent[-1]["type"] == "done"
+        windows.append(len(encoder.encoded_frames))
+        segments = [message["segment"] for message in sent if message["type"] == "segment"]
+        assert "ask not what your country" in segments[0]["text"].lower()
+    assert windows[0] >= 2 and windows[1] == 1
 
 
 def test_audio_longer_than_28_s_gets_the_whole_window(model_and_encoder, audio_dir):
