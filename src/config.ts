@@ -687,7 +687,7 @@ export const optionSpecs = [
     flag: '--realtime-first-words-min-probability',
     default: String(FIRST_WORDS_MIN_PROBABILITY),
     description:
-      "A turn's first words are sent as `delta` events only once their partial decode is this sure of each word after the first; 0 sends them as soon as two partials agree (sooner, but a wrong guess from the turn's first second stays in its transcript).",
+      "A turn's first words are sent as `delta` events only once both partial decodes that propose them are this sure of each word after the first; 0 sends them as soon as two partials agree (sooner, but a wrong guess from the turn's first second stays in its transcript).",
     parse: fraction,
   },
   {

@@ -1,12 +1,13 @@
 // Which words of a turn still being spoken are safe to send. Each partial decode of the growing turn
 // is forced to start with the text already sent (faster-whisper's `prefix`), so it only proposes a
-// continuation. A word is stable once two consecutive partials propose it at the same place, spelled
-// the same, punctuation included ("local agreement", as in whisper_streaming), and a word after it is
-// agreed too: the last agreed word is held back. Decodes of the first second or two of a turn are
-// unreliable at their end and at their start ("Had he married" was "How do you marry" in three
-// consecutive partials of 1.5-2.25 s of audio), and a sent word is never taken back, so besides the
-// held-back word a turn's first words must be ones their partial is reasonably sure of
-// (FIRST_WORDS_MIN_PROBABILITY); bench/README.md has the numbers. The final decode of the
+// continuation. A word is stable once two consecutive partials propose it at the same place, with the
+// same letters and digits ("local agreement", as in whisper_streaming; case and punctuation aside, and
+// sent as the later partial spells it), and a word after it is agreed too: the last agreed word is
+// held back. Decodes of the first second or two of a turn are unreliable at their end and at their
+// start ("Had he married" was "How do you marry" in five consecutive partials of 0.85-2.2 s of audio),
+// and a sent word is never taken back, so besides the held-back word a turn's first words must be ones
+// both partials are reasonably sure of (FIRST_WORDS_MIN_PROBABILITY); bench/README.md has the numbers.
+// The final decode of the
 // committed turn is not forced to start with the sent text (a wrong forced prefix made it repeat the
 // sentence once): its words are aligned with the sent ones and what follows them is the turn's last
 // delta, so the deltas of a turn put together are its completed transcript.
@@ -50,10 +51,11 @@ export function wordProbabilities(
 export const HELD_BACK_WORDS = 1;
 
 /**
- * A turn's first delta is sent only when the partial that proposes it is at least this sure of each of
- * its words after the first (faster-whisper's word probability). A guess made from the first second or
- * two of audio waits for more: "How do you marry" for "Had he married" came in five consecutive
- * partials, with "do" at 0.47-0.57. The first word is judged by the word after it when there is one: it
+ * A turn's first delta is sent only when both partials that propose it are at least this sure of each
+ * of its words after the first (faster-whisper's word probability). A guess made from the first second
+ * or two of audio waits for more: "How do you marry" for "Had he married" came in five consecutive
+ * partials, with "do" at 0.41-0.62, each partial a little surer or less sure than the one before. The
+ * first word is judged by the word after it when there is one: it
  * begins at the very start of the audio and is often unsure however right ("Unless" 0.42-0.64, "What"
  * 0.25-0.62, "Had" 0.31-0.55 over 1-3 s of audio); alone, it must be sure itself. bench/README.md has
  * the numbers.
@@ -104,21 +106,33 @@ export function restAfter(decoded: string, sent: string): string {
   return decodedWords.slice(best).join('');
 }
 
-/** The words two consecutive continuations agree on, from their start. */
+/** Whether two partials propose the same word: the same letters and digits, case and punctuation aside. */
+function sameWord(a: string, b: string): boolean {
+  const key = comparable(a);
+  return key === '' ? a.trim() === b.trim() : key === comparable(b);
+}
+
+/** The words two consecutive continuations agree on, from their start, as the later one spells them. */
 export function agreedWords(previous: readonly string[], current: readonly string[]): string[] {
   const agreed: string[] = [];
   for (let i = 0; i < Math.min(previous.length, current.length); i++) {
-    if (previous[i]!.trim() !== current[i]!.trim()) break;
+    if (!sameWord(previous[i]!, current[i]!)) break;
     agreed.push(current[i]!);
   }
   return agreed;
+}
+
+/** A partial's proposal: its words after the sent text, and their probabilities when it has them. */
+interface Proposal {
+  words: string[];
+  probabilities?: readonly number[] | undefined;
 }
 
 /** A turn's sent text and the last partial's unconfirmed proposal. */
 export class StableText {
   /** The text sent so far as deltas (its first word without a leading space). */
   sent = '';
-  private proposal: string[] = [];
+  private proposal: Proposal = { words: [] };
 
   /** @param firstWordsMinProbability see FIRST_WORDS_MIN_PROBABILITY; 0 turns the rule off. */
   constructor(readonly firstWordsMinProbability = FIRST_WORDS_MIN_PROBABILITY) {}
@@ -129,22 +143,29 @@ export class StableText {
    * text to send as a delta ('' if none).
    */
   offer(decoded: string, probabilities?: readonly number[]): string {
-    const continuation = words(continuationAfter(decoded, this.sent));
-    const agreed = agreedWords(this.proposal, continuation);
+    const previous = this.proposal;
+    const current: Proposal = { words: words(continuationAfter(decoded, this.sent)), probabilities };
+    const agreed = agreedWords(previous.words, current.words);
     let stable = agreed.slice(0, Math.max(0, agreed.length - HELD_BACK_WORDS));
-    const least = this.firstWordsMinProbability;
-    if (this.sent === '' && least > 0 && probabilities?.length === continuation.length) {
-      const unsure = stable.findIndex((_, index) => index > 0 && probabilities[index]! < least);
+    const least = this.sent === '' ? this.firstWordsMinProbability : 0;
+    if (least > 0) {
+      // Sure in both partials that propose it (a partial whose probabilities do not match its words
+      // holds nothing).
+      const sure = (index: number): boolean =>
+        [previous, current].every(
+          ({ words, probabilities }) => probabilities?.length !== words.length || probabilities[index]! >= least,
+        );
+      const unsure = stable.findIndex((_, index) => index > 0 && !sure(index));
       if (unsure !== -1) stable = stable.slice(0, unsure);
-      if (stable.length === 1 && probabilities[0]! < least) stable = [];
+      if (stable.length === 1 && !sure(0)) stable = [];
     }
-    this.proposal = continuation.slice(stable.length);
+    this.proposal = stable.length === 0 ? current : { words: current.words.slice(stable.length) };
     return this.append(stable.join(''));
   }
 
   /** Takes the final decode of the whole turn (not forced to start with the sent text); returns the rest of the turn to send. */
   finish(decoded: string): string {
-    this.proposal = [];
+    this.proposal = { words: [] };
     return this.append(this.sent === '' ? decoded : restAfter(decoded, this.sent));
   }
 

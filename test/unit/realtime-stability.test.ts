@@ -27,11 +27,16 @@ test('the continuation is what a prefix-forced decode adds after the sent text',
   assert.equal(continuationAfter(' Hello there', ''), 'Hello there');
 });
 
-test('words are agreed from the start until the first difference, punctuation included', () => {
-  assert.deepEqual(agreedWords([' my', ' fellow', ' Americans.'], [' my', ' fellow', ' Americans,', ' ask']), [
+test('words are agreed from the start until the first that differs in its letters, and spelled as the later partial has them', () => {
+  assert.deepEqual(agreedWords([' My', ' fellow', ' Americans.', ' Ask'], [' my', ' fellow', ' Americans,', ' ask']), [
     ' my',
     ' fellow',
+    ' Americans,',
+    ' ask',
   ]);
+  assert.deepEqual(agreedWords([' rather', ' cold.'], [' rather', ' cold-hearted']), [' rather']);
+  // A word of punctuation alone agrees only with itself.
+  assert.deepEqual(agreedWords([' so', ' -', ' be'], [' so', ' --', ' be']), [' so']);
   assert.deepEqual(agreedWords([], [' my']), []);
 });
 
@@ -46,8 +51,9 @@ test('a word is sent once two consecutive partials propose it and a word after i
   assert.equal(offer(' And so'), ''); // nothing to agree with yet
   assert.equal(offer(' And so my fellow'), 'And'); // "so" is agreed but last: held back; no leading space
   assert.equal(offer(' And so my fellow Americans.'), ' so my');
-  assert.equal(offer(' And so my fellow Americans, ask not'), ''); // "Americans." became "Americans,"
-  assert.equal(offer(' And so my fellow Americans, ask not what'), ' fellow Americans, ask');
+  // "Americans." became "Americans,": the same word, held back as the last agreed one.
+  assert.equal(offer(' And so my fellow Americans, ask not'), ' fellow');
+  assert.equal(offer(' And so my fellow Americans, ask not what'), ' Americans, ask');
   // The final decode is not forced to start with the sent text: its punctuation differs ("so,").
   const rest = stable.finish(' And so, my fellow Americans, ask not what your country can do for you.');
   sent.push(rest);
@@ -103,6 +109,19 @@ test('the first delta of a turn waits while its partial is unsure of its words a
     ' married a more amiable woman',
   );
   assert.equal(stable.sent, 'Had he married a more amiable woman');
+});
+
+test('the first words must be sure in both partials that propose them', () => {
+  const stable = new StableText();
+  // The real partials of "Had he married a more amiable woman" at 1.47 to 2.43 s of audio: the second
+  // is sure of "do" (0.62), the first is not (0.48).
+  assert.equal(stable.offer(' How do you marry the more', [0.43, 0.48, 0.94, 0.91, 0.25, 0.83]), '');
+  assert.equal(stable.offer(' How do you marry the more emi-', [0.42, 0.62, 0.96, 0.81, 0.58, 0.97, 0.3]), '');
+  assert.equal(stable.offer(' Had he married a more amiable woman?', [0.25, 0.89, 0.93, 0.96, 0.99, 0.77, 0.29]), '');
+  assert.equal(
+    stable.offer(' Had he married a more amiable woman?', [0.29, 0.92, 0.95, 0.99, 1.0, 0.81, 0.99]),
+    'Had he married a more amiable',
+  );
 });
 
 test('a first word alone is sent only when it is sure itself; probabilities that do not match the words hold nothing', () => {
