@@ -56,7 +56,7 @@ def test_error_and_fatal_codes_are_the_contracts() -> None:
 
 
 def test_option_lists_come_from_the_schema() -> None:
-    assert WORKER_OPTIONS == {"logprobs", "batch_size", "fit_window", "diarize", "shard"}
+    assert WORKER_OPTIONS == {"logprobs", "batch_size", "fit_window", "partial", "diarize", "shard"}
     assert ALLOWED_OPTIONS | WORKER_OPTIONS == set(contract.DEFINITIONS["TranscribeOptions"]["properties"])
     assert "language" in ALLOWED_OPTIONS and "clip_timestamps" not in ALLOWED_OPTIONS
 
