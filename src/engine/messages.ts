@@ -134,7 +134,9 @@ export const TranscribeOptionsSchema = Type.Object(
             'This worker is one of `count` sharing the job: audio the worker decodes in chunks (long audio) ' +
             'gets the same VAD chunks in every shard, and shard `index` decodes only its contiguous share of ' +
             'them (about equal work each); other audio is decoded whole by shard 0, and the other shards ' +
-            'answer at once with info and done. Not with diarize. Set by the gateway, never from a request.',
+            'answer at once with info and done. Without a language, only shard 0 detects it: the others ' +
+            'encode their chunks, then wait for the `language` command that passes on what shard 0 found ' +
+            '(their info says language ""). Not with diarize. Set by the gateway, never from a request.',
         },
       ),
     ),
@@ -172,12 +174,21 @@ export const CancelCommandSchema = Type.Object(
   { additionalProperties: false },
 );
 export const ShutdownCommandSchema = Type.Object({ type: Type.Literal('shutdown') }, { additionalProperties: false });
+/**
+ * The language the first shard of a job detected (its info), passed on to the job's other shards: they
+ * decode with it instead of detecting it again (an encoder pass each, about a second of base on a core).
+ */
+export const LanguageCommandSchema = Type.Object(
+  { type: Type.Literal('language'), job: Type.String(), language: Type.String({ minLength: 1 }) },
+  { additionalProperties: false },
+);
 
 export const WorkerCommandSchema = Type.Union([
   TranscribeCommandSchema,
   TranscribeBatchCommandSchema,
   CancelCommandSchema,
   ShutdownCommandSchema,
+  LanguageCommandSchema,
 ]);
 export type WorkerCommand = Static<typeof WorkerCommandSchema>;
 
@@ -294,6 +305,7 @@ export const contractSchemas: Readonly<Record<string, TSchema>> = {
   TranscribeBatchCommand: TranscribeBatchCommandSchema,
   CancelCommand: CancelCommandSchema,
   ShutdownCommand: ShutdownCommandSchema,
+  LanguageCommand: LanguageCommandSchema,
   WorkerEvent: WorkerEventSchema,
   ReadyEvent: ReadyEventSchema,
   FatalEvent: FatalEventSchema,

@@ -345,7 +345,14 @@ export class ModelPool {
     const started = performance.now();
     this.options.observer?.jobStarted?.(this.model.id, (started - job.queuedAt) / 1000);
     this.log.debug({ model: this.model.id, job: job.spec.id, shards: workers.length }, 'sharing a job among workers');
-    const merger = new ShardMerger(workers.length, job.spec.listener);
+    // Without a language, shard 0 detects it and the others wait for it (shards.ts).
+    const relay =
+      job.spec.options.language === undefined
+        ? (info: Transcript['info']) => {
+            for (const other of workers.slice(1)) other.relayLanguage(job.spec.id, info.language);
+          }
+        : undefined;
+    const merger = new ShardMerger(workers.length, job.spec.listener, relay);
     const transcript = new Promise<Transcript>((resolve, reject) => {
       let failed = false;
       workers.forEach((worker, index) => {

@@ -18,7 +18,11 @@ export function shardable(spec: JobSpec, longAudioBatchSize: number): boolean {
   return options.diarize === undefined && batchable(options, 'long_audio');
 }
 
-/** The job as shard `index` of `count` runs it: the same id on each worker, its own listener. */
+/**
+ * The job as shard `index` of `count` runs it: the same id on each worker, its own listener. Without a
+ * language, shard 0 detects it and the others wait for it (the worker's `language` command, which the
+ * gateway sends with shard 0's info: EngineWorker.relayLanguage), encoding their chunks meanwhile.
+ */
 export function shardSpec(spec: JobSpec, index: number, count: number, listener: JobListener): JobSpec {
   return { ...spec, options: { ...spec.options, shard: { index, count } }, listener };
 }
@@ -37,9 +41,14 @@ export class ShardMerger {
   private info: Transcript['info'] | undefined;
   private task: Transcript['task'] | undefined;
 
+  /**
+   * `onFirstInfo` gets shard 0's info as soon as it comes (the job's language, detected once: the other
+   * shards wait for it before they decode, see shardSpec).
+   */
   constructor(
     readonly count: number,
     private readonly listener: JobListener | undefined,
+    private readonly onFirstInfo?: (info: Transcript['info']) => void,
   ) {
     this.held = Array.from({ length: count }, () => []);
     this.finished = Array.from({ length: count }, () => false);
@@ -49,8 +58,11 @@ export class ShardMerger {
   listenerFor(index: number): JobListener {
     return {
       onInfo: (info) => {
-        // Every shard reports the whole audio's info; the first shard's is the job's.
-        if (index === 0) this.listener?.onInfo?.(info);
+        // Every shard reports the whole audio's info (the others without the language, when they wait
+        // for shard 0's); the first shard's is the job's.
+        if (index !== 0) return;
+        this.onFirstInfo?.(info);
+        this.listener?.onInfo?.(info);
       },
       onSegment: (segment) => {
         if (index === this.streaming) this.pass(segment);

@@ -203,6 +203,15 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     this.send({ type: 'cancel', job: jobId });
   }
 
+  /**
+   * Passes on the language a sharded job's first shard detected to this worker's shard of the job, which
+   * decodes with it instead of detecting it again. Nothing when the job has already ended here.
+   */
+  relayLanguage(jobId: string, language: string): void {
+    if (!this.running.has(jobId) || !language) return;
+    this.send({ type: 'language', job: jobId, language });
+  }
+
   /** Asks the worker to finish and exit; SIGKILL after a grace (the worker ignores SIGTERM). */
   async stop(): Promise<void> {
     if (!this.alive) return;

@@ -119,6 +119,15 @@ describe('one long request on every worker', () => {
       response_format: 'verbose_json',
     });
     assert.equal(shardPids(sharded, from).size, 2, 'both workers decoded a share of the chunks');
+    const said = (pattern: RegExp) =>
+      sharded.logs.slice(from).filter((entry) => entry.worker === 'stderr' && pattern.test(String(entry.msg)));
+    assert.equal(said(/Detected language/).length, 1, 'the language was detected once, by the first shard');
+    assert.equal(
+      said(/shard 1 of 2: decoding with the first shard's language en$/).length,
+      1,
+      'and passed on to the other',
+    );
+    assert.equal(verbose.language, 'english');
     assert.equal(await jobs(sharded, 'ok'), okBefore + 1, 'one job in the metrics');
     assert.ok(verbose.duration >= 60);
     const segments = verbose.segments ?? [];

@@ -69,12 +69,14 @@ export function testLogger(): Logger {
 
 /** One line of a model's journal (see fake-worker.mjs). */
 export interface JournalEntry {
-  event: 'start' | 'ready' | 'run' | 'cancel' | 'exit';
+  event: 'start' | 'ready' | 'run' | 'cancel' | 'language' | 'exit';
   pid: number;
   t: number;
   name?: string;
   jobs?: { job: string; text: string; shard?: { index: number; count: number } }[];
   job?: string;
+  /** A relayed language (event `language`). */
+  language?: string;
   reason?: string;
 }
 

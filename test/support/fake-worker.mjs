@@ -20,6 +20,7 @@
 //   ready                           it said ready
 //   run {jobs: [{job, text}]}       it received a transcribe (one job) or transcribe_batch (several)
 //   cancel {job}                    it received a cancel
+//   language {job, language}        it received a sharded job's relayed language
 //   exit {reason}                   it exits on its own (shutdown, end of stdin, fatal, crash)
 // `text` is the job's transcript (below), so tests can tell jobs apart without knowing their ids.
 //
@@ -37,7 +38,9 @@
 //   !duration=S       the duration `info` reports (default: one second per segment, at least 1)
 //   !long             the audio is long: a job with the `shard` option {index, count} answers with its
 //                     share of the lines (contiguous, in order; times and ids as the whole job has them,
-//                     ids renumbered from 0 in each shard); without !long, shard 0 answers with all of
+//                     ids renumbered from 0 in each shard; a shard after the first of a job without a
+//                     language waits for the relayed one, as a worker does, and its info says ''); without
+//                     !long, shard 0 answers with all of
 //                     them and the others with none (info and done only)
 //   !fail-shard=N     shard N answers at once with error model_error (before any !sleep or !gate)
 // An audio path that cannot be read is answered with error invalid_audio. A cancel of a job that
@@ -130,6 +133,8 @@ function readAudio(audioPath) {
 }
 
 const cancelled = new Set();
+/** The languages relayed to this worker's shards, by job. */
+const relayed = new Map();
 /** Resolves when the job is cancelled: wakes a waiting job. */
 const cancelWaiters = new Map();
 
@@ -188,14 +193,19 @@ async function runJob({ job, audio, options }) {
     return send({ type: 'error', job, code, message: directives.get('message') || `fake ${code}` });
   }
   const duration = directives.has('duration') ? Number(directives.get('duration')) : Math.max(1, lines.length);
+  const awaitsLanguage = directives.has('long') && options.shard && options.shard.index > 0 && !options.language;
   send({
     type: 'info',
     job,
-    language: directives.get('language') || options.language || 'en',
+    language: awaitsLanguage ? '' : directives.get('language') || options.language || 'en',
     language_probability: 1,
     duration,
     duration_after_vad: duration,
   });
+  if (awaitsLanguage && (await wait(job, () => relayed.has(job)))) {
+    return send({ type: 'error', job, code: 'cancelled', message: 'the job was cancelled' });
+  }
+  relayed.delete(job);
   const crashAfter = directives.has('crash-after') ? Number(directives.get('crash-after')) : undefined;
   const [first, end] = shareOf(lines.length, options.shard, directives.has('long'));
   lines.slice(first, end).forEach((line, index) => {
@@ -292,6 +302,9 @@ function onCommand(line) {
     void serve();
   } else if (message.type === 'cancel') {
     cancel(String(message.job));
+  } else if (message.type === 'language') {
+    journal('language', { job: String(message.job), language: message.language });
+    relayed.set(String(message.job), message.language);
   } else if (message.type === 'shutdown') {
     drain('shutdown');
   } else {

@@ -72,6 +72,38 @@ describe('sharding one job among idle workers', () => {
     );
   });
 
+  it("passes the first shard's language on to the others, which wait for it; not when the job has one", async (t) => {
+    const engine = shardingEngine();
+    t.after(() => engine.stop());
+    const model = world.model('shard-language');
+    await engine.transcribe(model, job(world.audio('warm')));
+    await bothWorkersReady(engine, 'shard-language');
+    const infos: EngineInfo[] = [];
+    const transcript = await engine.transcribe(model, {
+      ...job(world.audio('!long', '!language=de', ...lines)),
+      listener: { onInfo: (info) => infos.push(info) },
+    });
+    assert.equal(text(transcript), lines.join(' '), 'the later shard decoded once it had the language');
+    assert.equal(transcript.info.language, 'de');
+    assert.deepEqual(
+      infos.map((info) => info.language),
+      ['de'],
+      "the job's info is the first shard's (the later one's says '')",
+    );
+    const runs = world.journal('shard-language').filter((entry) => entry.event === 'run');
+    const later = runs.find((entry) => entry.jobs?.some((run) => run.shard?.index === 1));
+    const relayed = world.journal('shard-language').filter((entry) => entry.event === 'language');
+    assert.deepEqual(
+      relayed.map((entry) => [entry.pid, entry.language]),
+      [[later?.pid, 'de']],
+      'the worker of shard 1, and only it, got the language',
+    );
+
+    await engine.transcribe(model, job(world.audio('!long', ...lines), { language: 'fr' }));
+    const after = world.journal('shard-language').filter((entry) => entry.event === 'language');
+    assert.equal(after.length, 1, 'a job given its language is decoded with it, nothing relayed');
+  });
+
   it('gives a short job whole to the first shard: the transcript is the unsharded one', async (t) => {
     const engine = shardingEngine();
     t.after(() => engine.stop());

@@ -85,7 +85,8 @@ class Worker:
         self.lock = threading.Lock()
 
     def read_commands(self) -> None:
-        """Reader thread: queue jobs, flag cancellations, stop on shutdown or end of input.
+        """Reader thread: queue jobs, flag cancellations, pass on relayed languages, stop on shutdown or
+        end of input.
 
         Each command is validated against the contract (contract.schema.json). A malformed one is
         ignored with a log line, except that a job with an id is answered: bad_message for a message
@@ -113,16 +114,20 @@ class Worker:
                         continue
                     batch = [job for entry in message["jobs"] if (job := self.job_from(entry))]
                 else:
-                    refused = contract.errors("CancelCommand" if kind == "cancel" else "ShutdownCommand", message)
+                    schema = {"cancel": "CancelCommand", "language": "LanguageCommand"}.get(str(kind), "ShutdownCommand")
+                    refused = contract.errors(schema, message)
                     if refused:
                         logging.error("ignoring a %s message: %s", kind, contract.describe(refused))
                         continue
                     if kind == "shutdown":
                         break
                     with self.lock:
-                        cancelled = self.known.get(message["job"])
-                    if cancelled is not None:
-                        cancelled.cancelled.set()
+                        known = self.known.get(message["job"])
+                    # A job this worker no longer (or never) has is ignored: it finished, or failed.
+                    if known is not None and kind == "cancel":
+                        known.cancelled.set()
+                    elif known is not None and kind == "language":
+                        known.relayed_language.give(message["language"])
                     continue
                 if batch:
                     with self.lock:

@@ -8,6 +8,9 @@ gateway -> worker (stdin)
       one batch (batching.py); answered per job as above
   {"type": "cancel", "job": ID}
       the job ends with error "cancelled" at the engine's next model call (about a second at most)
+  {"type": "language", "job": ID, "language": CODE}
+      the language the job's first shard detected, for a shard after the first of a job without a
+      language (it decodes with it instead of detecting it again); ignored otherwise
   {"type": "shutdown"}
       finish the jobs already sent, then exit (as when stdin closes); SIGINT and SIGTERM are ignored
 worker -> gateway (stdout)

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import av
@@ -91,12 +91,43 @@ class Job:
     # Checked against the contract (check_options) before the job runs.
     options: TranscribeOptions
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # A shard after the first of a job without a language decodes with the one its first shard detected.
+    relayed_language: RelayedLanguage = field(default_factory=lambda: RelayedLanguage())
 
 
 class CancelFlag(Protocol):
     """What a cancel flag must answer: a job's threading.Event, or the flag of several packed jobs."""
 
     def is_set(self) -> bool: ...
+
+
+# A shard waits this long at most for the language of its job's first shard (which the gateway passes on
+# as soon as that shard has detected it: about a second after the shards start, while this shard is
+# still encoding its chunks), then fails rather than hang.
+RELAYED_LANGUAGE_TIMEOUT_SECONDS = 120.0
+
+
+class RelayedLanguage:
+    """The language the first shard of a job detected, passed on by the gateway (a `language` command)
+    to the job's other shards, so that the language is detected once per job, not once per shard."""
+
+    def __init__(self) -> None:
+        self._given = threading.Event()
+        self.language = ""
+
+    def give(self, language: str) -> None:
+        self.language = language
+        self._given.set()
+
+    def wait(self, cancelled: CancelFlag, timeout: float = RELAYED_LANGUAGE_TIMEOUT_SECONDS) -> str:
+        """The language once given; a cancel of the job ends the wait."""
+        deadline = time.monotonic() + timeout
+        while not self._given.wait(0.05):
+            if cancelled.is_set():
+                raise JobError("cancelled", "the job was cancelled")
+            if time.monotonic() >= deadline:
+                raise JobError("model_error", f"no language came from the job's first shard within {timeout:.0f} s")
+        return self.language
 
 
 class Interruptible:
@@ -110,6 +141,8 @@ class Interruptible:
         self._model = model
         self.cancelled: CancelFlag | None = None
         self.batch_steps: BatchSteps | None = None
+        # Called with the prompts before a generate, which it may change (a shard's relayed language).
+        self.before_generate: Callable[[list[list[int]]], list[list[int]]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -138,6 +171,8 @@ class Interruptible:
 
     def generate(self, features: Any, prompts: list[list[int]], *args: Any, **kwargs: Any) -> Any:
         self._check()
+        if self.before_generate is not None:
+            prompts = self.before_generate(prompts)
         steps = self.batch_steps
         if steps is None or not self._in_steps():
             return self._model.generate(features, prompts, *args, **kwargs)
@@ -384,17 +419,22 @@ class Shard:
 # A chunk's share of a shard's work: its seconds of audio plus this many, since the encoder always sees
 # a whole 30 s window, however short the chunk.
 SHARD_CHUNK_FIXED_SECONDS = 10.0
+# Detecting the language is one encoder pass of a whole window, about half of a whole chunk's work
+# (encoder and decoder), in the same measure.
+SHARD_LANGUAGE_DETECTION_SECONDS = (SHARD_CHUNK_FIXED_SECONDS + 30.0) / 2
 
 
-def shard_chunks(durations: list[float], shard: Shard) -> range:
+def shard_chunks(durations: list[float], shard: Shard, first_detects_language: bool = False) -> range:
     """The chunks (indices, contiguous and in order) that `shard` decodes out of chunks this long: the
-    shards get about equal work (SHARD_CHUNK_FIXED_SECONDS + duration each); a chunk goes to the shard
-    within whose share its middle falls. Every shard computes this from the same chunks, so the ranges
-    cover every chunk exactly once."""
+    shards get about equal work (SHARD_CHUNK_FIXED_SECONDS + duration each, and the first shard's
+    language detection when it detects it for all); a chunk goes to the shard within whose share its
+    middle falls. Every shard computes this from the same chunks, so the ranges cover every chunk
+    exactly once."""
     weights = [SHARD_CHUNK_FIXED_SECONDS + duration for duration in durations]
-    total = sum(weights)
+    head_start = SHARD_LANGUAGE_DETECTION_SECONDS if first_detects_language else 0.0
+    total = sum(weights) + head_start
     bounds = [0]
-    cumulative = 0.0
+    cumulative = head_start
     position = 0
     for part in range(1, shard.count):
         while position < len(weights) and cumulative + weights[position] / 2 < total * part / shard.count:
@@ -410,20 +450,56 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
     steps of as many chunks as take about CANCEL_CHECK_SECONDS (BatchSteps, through Interruptible; on a
     GPU the batch is made at once), checking the job's cancel flag between steps.
 
-    With a `shard`, everything up to the chunks (VAD, features, language detection) is done for the
-    whole audio as without one, and then only the shard's chunks (shard_chunks) are decoded: the
-    segments are those the whole decode gives for these chunks, with the same times."""
+    With a `shard`, everything up to the chunks (VAD, features) is done for the whole audio as without
+    one, and then only the shard's chunks (shard_chunks) are decoded: the segments are those the whole
+    decode gives for these chunks, with the same times. Without a language, the first shard detects it
+    as the whole decode does, and the others encode their chunks, then decode with the language relayed
+    from it (`relayed`): the language is found once, not once per shard."""
 
-    def __init__(self, model: WhisperModel, cancelled: threading.Event, shard: Shard | None = None) -> None:
+    def __init__(self, model: WhisperModel, cancelled: threading.Event, shard: Shard | None = None,
+                 relayed: RelayedLanguage | None = None) -> None:
         super().__init__(model)
         self.cancelled = cancelled
         self.shard = shard
+        self.relayed = relayed
         self.steps = BatchSteps()
+        # Whether the job's language is detected (by this pipeline, or by the first shard's).
+        self.detects_language = False
+        # Whether this shard's language is the placeholder until the first shard's comes.
+        self.awaits_language = False
+
+    def transcribe(self, audio: np.ndarray, **options: Any) -> Any:
+        self.detects_language = options.get("language") is None and self.model.model.is_multilingual
+        if self.detects_language and self.shard is not None and self.shard.index > 0:
+            if self.relayed is None:
+                raise JobError("invalid_options", "a shard after the first needs its job's relayed language")
+            self.awaits_language = True
+            # Built into the tokenizer and prompts, replaced before the first decode (use_relayed_language).
+            options = {**options, "language": "en"}
+        return super().transcribe(audio, **options)
+
+    def use_relayed_language(self, tokenizer: Any, prompts: list[list[int]]) -> list[list[int]]:
+        """Waits for the first shard's language, then makes it the tokenizer's (its prompts, and the
+        word splitting of word timestamps) and returns the prompts with it, as faster-whisper's own
+        per-chunk language detection does (the language token follows the start-of-transcript token)."""
+        language = self.relayed.wait(self.cancelled) if self.relayed is not None else ""
+        token = tokenizer.tokenizer.token_to_id(f"<|{language}|>")
+        if token is None:
+            raise JobError("model_error", f"the first shard's language {language!r} is not one this model knows")
+        tokenizer.language, tokenizer.language_code = token, language
+        self.awaits_language = False
+        log.info("shard %d of %d: decoding with the first shard's language %s", self.shard.index if self.shard else 0,
+                 self.shard.count if self.shard else 1, language)
+        with_language = []
+        for prompt in prompts:
+            at = prompt.index(tokenizer.sot) + 1
+            with_language.append([*prompt[:at], token, *prompt[at + 1:]])
+        return with_language
 
     def _batched_segments_generator(self, features: Any, tokenizer: Any, chunks_metadata: Any, batch_size: int,
                                     options: Any, log_progress: bool) -> Any:
         if self.shard is not None:
-            mine = shard_chunks([chunk["duration"] for chunk in chunks_metadata], self.shard)
+            mine = shard_chunks([chunk["duration"] for chunk in chunks_metadata], self.shard, self.detects_language)
             log.info("shard %d of %d: chunks %d to %d of %d", self.shard.index, self.shard.count, mine.start,
                      mine.stop - 1, len(chunks_metadata))
             features = features[mine.start:mine.stop]
@@ -436,10 +512,14 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
             raise JobError("cancelled", "the job was cancelled")
         interruptible: Interruptible = self.model.model
         interruptible.batch_steps = self.steps
+        if self.awaits_language:
+            # After the chunks are encoded (the encoder needs no language), before they are decoded.
+            interruptible.before_generate = lambda prompts: self.use_relayed_language(tokenizer, prompts)
         try:
             return super().forward(features, tokenizer, chunks_metadata, options)
         finally:
             interruptible.batch_steps = None
+            interruptible.before_generate = None
 
 
 def load_model(model: str, device: str, compute_type: str, cpu_threads: int,
@@ -707,8 +787,11 @@ def run_job(model: WhisperModel, job: Job, send: Send,
                 # without timestamp tokens unless told otherwise, which gives one segment per 30 s
                 # chunk: ask for them, as sequential decoding does, unless the job says not to.
                 batched = {"without_timestamps": False, **options}
-                segments, info = CancellableBatchedPipeline(model, job.cancelled, shard).transcribe(
-                    audio, batch_size=int(batch_size), **batched)
+                pipeline = CancellableBatchedPipeline(model, job.cancelled, shard, job.relayed_language)
+                segments, info = pipeline.transcribe(audio, batch_size=int(batch_size), **batched)
+                if pipeline.awaits_language:
+                    # Not known yet: the job's language is the first shard's, which reports it.
+                    info.language, info.language_probability = "", 0.0
             else:
                 segments, info = model.transcribe(audio, **options)
                 if job.options.get("partial") and options.get("without_timestamps"):

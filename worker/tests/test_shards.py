@@ -5,6 +5,8 @@ in shard order; what the shards give together must be what the job gives unshard
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from earshot_worker.transcribe import Shard, shard_chunks
@@ -29,6 +31,13 @@ def test_shards_share_the_work_about_equally():
     assert [len(part) for part in ranges] == [2, 2]
 
 
+def test_the_first_shard_gets_less_when_it_detects_the_language_for_all():
+    durations = [30.0, 30.0, 30.0, 5.0]
+    assert [len(shard_chunks(durations, Shard(index, 2))) for index in range(2)] == [2, 2]
+    # Detection is an encoder pass of a whole window: about half a chunk's work.
+    assert [len(shard_chunks(durations, Shard(index, 2), True)) for index in range(2)] == [1, 3]
+
+
 def segments_of(messages: list[dict]) -> list[dict]:
     return [m["segment"] for m in by_type(messages, "segment")]
 
@@ -39,18 +48,44 @@ def long_worker(long_audio_worker):
     return long_audio_worker
 
 
-def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_worker, audio_dir, tmp_path):
-    clip = long_recording(audio_dir, tmp_path / "long.wav")
-    options = {"task": "transcribe", "temperature": FALLBACK}
-    whole = long_worker.transcribe(clip, options)
+def run_shard(worker, clip, options: dict, index: int, count: int, relay: str | None = None) -> list[dict]:
+    """Shard `index` of a job; `relay`: the language to pass on to it after its info, as the gateway does
+    with the first shard's."""
+    job = worker.submit(clip, {**options, "shard": {"index": index, "count": count}})
+    if relay is not None:
+        info = worker.next_message()
+        assert info["type"] == "info" and info["job"] == job
+        worker.send({"type": "language", "job": job, "language": relay})
+        return [info, *worker.collect(job)]
+    return worker.collect(job)
+
+
+@pytest.fixture(scope="module")
+def long_clip(audio_dir, tmp_path_factory):
+    return long_recording(audio_dir, tmp_path_factory.mktemp("shards") / "long.wav")
+
+
+@pytest.fixture(scope="module")
+def whole_job(long_worker, long_clip):
+    whole = long_worker.transcribe(long_clip, {"task": "transcribe", "temperature": FALLBACK})
     assert_succeeded(whole)
     assert by_type(whole, "info")[0]["duration"] >= 60
+    return whole
 
-    parts = [long_worker.transcribe(clip, {**options, "shard": {"index": index, "count": 2}}) for index in range(2)]
+
+def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_worker, long_clip, whole_job):
+    clip, whole = long_clip, whole_job
+    options = {"task": "transcribe", "temperature": FALLBACK}
+    language = by_type(whole, "info")[0]["language"]
+    parts = [run_shard(long_worker, clip, options, 0, 2), run_shard(long_worker, clip, options, 1, 2, relay=language)]
     for part in parts:
         assert_succeeded(part)
-        # Every shard reports the whole audio's info.
-        assert by_type(part, "info")[0] | {"job": ""} == by_type(whole, "info")[0] | {"job": ""}
+    # Every shard reports the whole audio's info; only the first detects the language, for all.
+    assert by_type(parts[0], "info")[0] | {"job": ""} == by_type(whole, "info")[0] | {"job": ""}
+    later = by_type(parts[1], "info")[0]
+    assert later | {"job": "", "language": language, "language_probability": 0.0} \
+        == by_type(whole, "info")[0] | {"job": "", "language_probability": 0.0}
+    assert later["language"] == ""
     assert all(segments_of(part) for part in parts), "each shard decodes a share of the chunks"
 
     def comparable(segment: dict) -> tuple:
@@ -58,6 +93,31 @@ def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_wo
 
     joined = [comparable(segment) for part in parts for segment in segments_of(part)]
     assert joined == [comparable(segment) for segment in segments_of(whole)]
+
+
+def test_a_later_shard_decodes_with_the_language_relayed_to_it(long_worker, long_clip, whole_job):
+    options = {"task": "transcribe", "temperature": FALLBACK}
+    english = run_shard(long_worker, long_clip, options, 1, 2, relay="en")
+    french = run_shard(long_worker, long_clip, options, 1, 2, relay="fr")
+    assert_succeeded(english)
+    assert_succeeded(french)
+    # The relayed language is the one the decoder is given.
+    assert " ".join(s["text"] for s in segments_of(english)) != " ".join(s["text"] for s in segments_of(french))
+    # A job given its language does not wait for one.
+    given = run_shard(long_worker, long_clip, {**options, "language": "en"}, 1, 2)
+    assert_succeeded(given)
+    assert by_type(given, "info")[0]["language"] == "en"
+    assert segments_of(given) == segments_of(english)
+
+
+def test_a_later_shard_waiting_for_its_language_stops_at_a_cancel(long_worker, long_clip):
+    job = long_worker.submit(long_clip, {"task": "transcribe", "shard": {"index": 1, "count": 2}})
+    assert long_worker.next_message()["type"] == "info"
+    time.sleep(0.5)
+    cancelled_at = time.monotonic()
+    long_worker.send({"type": "cancel", "job": job})
+    assert_failed_with(long_worker.collect(job), "cancelled")
+    assert time.monotonic() - cancelled_at < 4, "the wait ends at the cancel, not at its timeout"
 
 
 def test_a_short_job_is_decoded_whole_by_the_first_shard_and_the_others_send_nothing(long_worker, audio_dir):
