@@ -31,6 +31,13 @@ export interface StopOutcome {
 }
 
 const RESTART_BACKOFF_MS = { first: 500, max: 30_000 };
+/**
+ * A shard decodes its chunks in one call into the model (it costs less CPU than steps a cancel could come
+ * between; worker/earshot_worker/transcribe.py BatchSteps), so a cancelled shard that has not stopped
+ * within this long is in that call, which may last several seconds more: its worker is replaced (killed,
+ * and a new one started: about 2 s for base on a core, against up to a shard's whole decode).
+ */
+const SHARD_CANCEL_GRACE_MS = 1000;
 // Until a model has finished a job, a retry-after estimate assumes this many seconds per job.
 const ASSUMED_JOB_SECONDS = 5;
 
@@ -116,6 +123,8 @@ export class ModelPool {
    * job only after afterJob(), though its jobs settle a few microtasks earlier.
    */
   private readonly assigned = new Set<EngineWorker>();
+  /** The workers of each job running as shards. */
+  private readonly shardWorkers = new Map<QueuedJob, EngineWorker[]>();
   private jobsSettled = 0;
   private averageJobSeconds = ASSUMED_JOB_SECONDS;
   private lastUsed = performance.now();
@@ -256,6 +265,26 @@ export class ModelPool {
       return;
     }
     for (const worker of this.workers) worker.cancel(job.spec.id);
+    const shards = this.shardWorkers.get(job);
+    if (shards) this.replaceUnstoppedShards(job.spec.id, shards);
+  }
+
+  /** After SHARD_CANCEL_GRACE_MS, replaces each of these workers that still runs the cancelled job. */
+  private replaceUnstoppedShards(jobId: string, workers: readonly EngineWorker[]): void {
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      for (const worker of workers) {
+        if (!worker.runs(jobId) || !this.workers.has(worker) || this.retiring) continue;
+        this.log.info(
+          { model: this.model.id, pid: worker.pid, job: jobId, graceMs: SHARD_CANCEL_GRACE_MS },
+          'replacing the worker of a cancelled shard that is still decoding',
+        );
+        this.workers.delete(worker);
+        worker.kill();
+        this.startWorker();
+      }
+    }, SHARD_CANCEL_GRACE_MS);
+    this.restartTimers.add(timer);
   }
 
   /**
@@ -353,6 +382,7 @@ export class ModelPool {
           }
         : undefined;
     const merger = new ShardMerger(workers.length, job.spec.listener, relay);
+    this.shardWorkers.set(job, workers);
     const transcript = new Promise<Transcript>((resolve, reject) => {
       let failed = false;
       workers.forEach((worker, index) => {
@@ -369,14 +399,19 @@ export class ModelPool {
               // The first shard to fail ends the job; the others are stopped (every shard has the job's id).
               if (failed) return;
               failed = true;
-              for (const other of workers) if (other !== worker) other.cancel(job.spec.id);
+              const others = workers.filter((other) => other !== worker);
+              for (const other of others) other.cancel(job.spec.id);
+              this.replaceUnstoppedShards(job.spec.id, others);
               reject(error);
             },
           )
           .finally(() => this.afterJob(worker));
       });
     });
-    void this.settle(job, transcript, started).then(() => this.countPace(started, 1));
+    void this.settle(job, transcript, started).then(() => {
+      this.shardWorkers.delete(job);
+      this.countPace(started, 1);
+    });
   }
 
   /** Hands a job its result when it comes, and tells the observer. */

@@ -212,6 +212,16 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
     this.send({ type: 'language', job: jobId, language });
   }
 
+  /** Whether this worker is running the job. */
+  runs(jobId: string): boolean {
+    return this.running.has(jobId);
+  }
+
+  /** Ends the process at once (its jobs end as `exit` reports them: cancelled ones as cancelled). */
+  kill(): void {
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+
   /** Asks the worker to finish and exit; SIGKILL after a grace (the worker ignores SIGTERM). */
   async stop(): Promise<void> {
     if (!this.alive) return;

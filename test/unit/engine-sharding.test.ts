@@ -202,6 +202,51 @@ describe('sharding one job among idle workers', () => {
   });
 });
 
+describe('a cancelled shard that does not stop', () => {
+  it('has its worker replaced after a second; the job ends cancelled and the model serves on', async (t) => {
+    const engine = shardingEngine();
+    t.after(() => engine.stop());
+    const model = world.model('shard-stuck');
+    await engine.transcribe(model, job(world.audio('warm')));
+    await bothWorkersReady(engine, 'shard-stuck');
+    const starts = () => world.journal('shard-stuck').filter((entry) => entry.event === 'start').length;
+    const before = starts();
+    const abort = new AbortController();
+    // !hang: each shard is in a call that cannot be interrupted (it answers nothing, not even a cancel).
+    const held = engine.transcribe(model, job(world.audio('!long', '!hang', ...lines)), abort.signal);
+    await waitUntil(() => engine.modelStatus('shard-stuck')?.running === 2, 'both shards run');
+    const abortedAt = performance.now();
+    abort.abort();
+    await assert.rejects(held, (error) => isEngineError(error, 'job_cancelled'));
+    const seconds = (performance.now() - abortedAt) / 1000;
+    assert.ok(
+      seconds >= 0.9 && seconds < 5,
+      `ended ${seconds.toFixed(1)} s after the cancel: the grace, then the kill`,
+    );
+    await waitUntil(() => starts() === before + 2, 'both workers were replaced');
+    await bothWorkersReady(engine, 'shard-stuck');
+    assert.equal(text(await engine.transcribe(model, job(world.audio('after')))), 'after');
+  });
+
+  it('is left alone when it stops by itself within the grace', async (t) => {
+    const engine = shardingEngine();
+    t.after(() => engine.stop());
+    const model = world.model('shard-stops');
+    await engine.transcribe(model, job(world.audio('warm')));
+    await bothWorkersReady(engine, 'shard-stops');
+    const starts = () => world.journal('shard-stops').filter((entry) => entry.event === 'start').length;
+    const before = starts();
+    const gate = world.gate();
+    const abort = new AbortController();
+    const held = engine.transcribe(model, job(world.audio('!long', `!gate=${gate.path}`, ...lines)), abort.signal);
+    await waitUntil(() => engine.modelStatus('shard-stops')?.running === 2, 'both shards run');
+    abort.abort();
+    await assert.rejects(held, (error) => isEngineError(error, 'job_cancelled'));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(starts(), before, 'no worker was replaced');
+  });
+});
+
 describe('ShardMerger', () => {
   const info: EngineInfo = { language: 'en', language_probability: 1, duration: 90, duration_after_vad: 80 };
   const segment = (id: number, label: string): EngineSegment => ({

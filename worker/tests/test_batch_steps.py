@@ -115,3 +115,18 @@ def test_steps_grow_when_a_batch_is_cheaper_per_chunk_than_one_alone(monkeypatch
     # Sized by the pace of one chunk alone (1.7 s) every step would be one chunk; none takes over 3 s.
     assert sizes == [1, 2, 3, 2, 3, 1]
     assert all(1.7 + 0.3 * (size - 1) <= 3.0 for size in sizes)
+
+
+def test_a_shard_encodes_chunk_by_chunk_and_decodes_its_chunks_in_one_call(model_and_calls, audio, monkeypatch):
+    model, calls = model_and_calls
+    monkeypatch.setattr(transcribe, "CANCEL_CHECK_SECONDS", 0.0)  # would be one chunk a step unsharded
+    whole = segments(BatchedInferencePipeline(model), audio)
+    calls.encoded.clear()
+    calls.generated.clear()
+    # One shard of one: all the chunks (shard_chunks), as the shard of a job shared by one worker would.
+    sharded = segments(CancellableBatchedPipeline(model, threading.Event(), transcribe.Shard(0, 1)), audio)
+    assert sharded == whole
+    chunks = len({segment[3] for segment in whole})
+    assert calls.encoded == [1] * chunks
+    # Decoded at once, which costs less CPU than steps; the gateway replaces a cancelled shard's worker.
+    assert calls.generated == [chunks]
