@@ -33,11 +33,12 @@ export interface StopOutcome {
 const RESTART_BACKOFF_MS = { first: 500, max: 30_000 };
 /**
  * A shard decodes its chunks in one call into the model (it costs less CPU than steps a cancel could come
- * between; worker/earshot_worker/transcribe.py BatchSteps), so a cancelled shard that has not stopped
- * within this long is in that call, which may last several seconds more: its worker is replaced (killed,
- * and a new one started: about 2 s for base on a core, against up to a shard's whole decode).
+ * between; worker/earshot_worker/transcribe.py BatchSteps). A cancelled shard that has not stopped within
+ * this long is in that call (base encodes a chunk, between two cancel checks, in under a second), which
+ * may last several seconds more: its worker is replaced, killed and started again (about 2 s for base on
+ * a core, against up to a shard's whole decode: 5.6 s on the long file of bench/README.md).
  */
-const SHARD_CANCEL_GRACE_MS = 1000;
+const SHARD_CANCEL_GRACE_MS = 2000;
 // Until a model has finished a job, a retry-after estimate assumes this many seconds per job.
 const ASSUMED_JOB_SECONDS = 5;
 

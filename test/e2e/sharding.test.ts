@@ -195,9 +195,9 @@ describe('one long request on every worker', () => {
     const abortedAt = performance.now();
     await until(async () => (await defaultModel(sharded)).running === 0, 'no worker runs a job');
     // A shard decodes its chunks in one call, which a cancel cannot interrupt: a shard still in it after
-    // a second has its worker replaced, so nothing runs a few seconds after the client left.
+    // 2 s has its worker replaced, so nothing runs a few seconds after the client left.
     const seconds = (performance.now() - abortedAt) / 1000;
-    assert.ok(seconds < 4, `the shards stopped ${seconds.toFixed(1)} s after the client left`);
+    assert.ok(seconds < 5, `the shards stopped ${seconds.toFixed(1)} s after the client left`);
     assert.equal(shardPids(sharded, from).size, 2, 'the job was sharded');
     assert.equal(await jobs(sharded, 'cancelled'), cancelledBefore + 1, 'the job ended cancelled, not done');
     // The server goes on serving.

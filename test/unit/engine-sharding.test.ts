@@ -203,7 +203,7 @@ describe('sharding one job among idle workers', () => {
 });
 
 describe('a cancelled shard that does not stop', () => {
-  it('has its worker replaced after a second; the job ends cancelled and the model serves on', async (t) => {
+  it('has its worker replaced after 2 s; the job ends cancelled and the model serves on', async (t) => {
     const engine = shardingEngine();
     t.after(() => engine.stop());
     const model = world.model('shard-stuck');
@@ -220,7 +220,7 @@ describe('a cancelled shard that does not stop', () => {
     await assert.rejects(held, (error) => isEngineError(error, 'job_cancelled'));
     const seconds = (performance.now() - abortedAt) / 1000;
     assert.ok(
-      seconds >= 0.9 && seconds < 5,
+      seconds >= 1.9 && seconds < 6,
       `ended ${seconds.toFixed(1)} s after the cancel: the grace, then the kill`,
     );
     await waitUntil(() => starts() === before + 2, 'both workers were replaced');
@@ -242,7 +242,7 @@ describe('a cancelled shard that does not stop', () => {
     await waitUntil(() => engine.modelStatus('shard-stops')?.running === 2, 'both shards run');
     abort.abort();
     await assert.rejects(held, (error) => isEngineError(error, 'job_cancelled'));
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     assert.equal(starts(), before, 'no worker was replaced');
   });
 });

@@ -215,7 +215,7 @@ class BatchSteps:
     time, but decoded in one call: on one thread a decode of six chunks took 5.8 s of CPU at once against
     6.8 s in steps of two, and two shards decoding in small steps at once slow each other by a further
     10-25 %. That call cannot be interrupted; the gateway replaces the worker of a cancelled shard that
-    has not stopped within a second (ModelPool, SHARD_CANCEL_GRACE_MS)."""
+    has not stopped within 2 s (model-pool.ts, SHARD_CANCEL_GRACE_MS)."""
 
     GROW_BELOW = 2 / 3
 
