@@ -458,7 +458,8 @@ def shard_chunks(durations: list[float], shard: Shard, first_detects_language: b
 class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]  # faster-whisper is untyped
     """faster-whisper's batched pipeline, but the model calls on a batch of `batch_size` chunks are made in
     steps of as many chunks as take about CANCEL_CHECK_SECONDS (BatchSteps, through Interruptible; on a
-    GPU the batch is made at once), checking the job's cancel flag between steps.
+    GPU the batch is made at once), checking the job's cancel flag between steps. A shard's chunks are
+    encoded in such steps but decoded in one call (BatchSteps' whole_decode).
 
     With a `shard`, everything up to the chunks (VAD, features) is done for the whole audio as without
     one, and then only the shard's chunks (shard_chunks) are decoded: the segments are those the whole
