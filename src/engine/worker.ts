@@ -208,7 +208,7 @@ export class EngineWorker extends EventEmitter<{ exit: [reason: string] }> {
    * decodes with it instead of detecting it again. Nothing when the job has already ended here.
    */
   relayLanguage(jobId: string, language: string): void {
-    if (!this.running.has(jobId) || !language) return;
+    if (!this.runs(jobId) || !language) return;
     this.send({ type: 'language', job: jobId, language });
   }
 

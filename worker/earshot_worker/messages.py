@@ -7,7 +7,9 @@ gateway -> worker (stdin)
       (packing.py) when the worker packs (--pack-clip-seconds) and every job may be packed, else in
       one batch (batching.py); answered per job as above
   {"type": "cancel", "job": ID}
-      the job ends with error "cancelled" at the engine's next model call (about a second at most)
+      the job ends with error "cancelled" at the engine's next model call (a batched job's calls are
+      steps of about 3 s; a shard decodes in one call, and the gateway replaces a shard's worker that
+      has not stopped 2 s after a cancel)
   {"type": "language", "job": ID, "language": CODE}
       the language the job's first shard detected, for a shard after the first of a job without a
       language (it decodes with it instead of detecting it again); ignored otherwise

@@ -493,14 +493,15 @@ class CancellableBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc
         """Waits for the first shard's language, then makes it the tokenizer's (its prompts, and the
         word splitting of word timestamps) and returns the prompts with it, as faster-whisper's own
         per-chunk language detection does (the language token follows the start-of-transcript token)."""
-        language = self.relayed.wait(self.cancelled) if self.relayed is not None else ""
+        assert self.relayed is not None and self.shard is not None  # awaits_language says so (transcribe)
+        language = self.relayed.wait(self.cancelled)
         token = tokenizer.tokenizer.token_to_id(f"<|{language}|>")
         if token is None:
             raise JobError("model_error", f"the first shard's language {language!r} is not one this model knows")
         tokenizer.language, tokenizer.language_code = token, language
         self.awaits_language = False
-        log.info("shard %d of %d: decoding with the first shard's language %s", self.shard.index if self.shard else 0,
-                 self.shard.count if self.shard else 1, language)
+        log.info("shard %d of %d: decoding with the first shard's language %s", self.shard.index, self.shard.count,
+                 language)
         with_language = []
         for prompt in prompts:
             at = prompt.index(tokenizer.sot) + 1
