@@ -95,7 +95,7 @@ def test_the_shards_of_a_long_job_give_together_what_the_whole_job_gives(long_wo
     assert joined == [comparable(segment) for segment in segments_of(whole)]
 
 
-def test_a_later_shard_decodes_with_the_language_relayed_to_it(long_worker, long_clip, whole_job):
+def test_a_later_shard_decodes_with_the_language_relayed_to_it(long_worker, long_clip):
     options = {"task": "transcribe", "temperature": FALLBACK}
     english = run_shard(long_worker, long_clip, options, 1, 2, relay="en")
     french = run_shard(long_worker, long_clip, options, 1, 2, relay="fr")
